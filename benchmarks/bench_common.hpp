@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Shared helpers of the dsv4kv benchmarks (include from .cu files: the L2 flush is a kernel):
+// fail-loudly checks, the device description, an L2 flush that leaves only clean lines, per-run
+// CUDA-event timing with warm-up and median, the device-to-device copy bandwidth every result is
+// compared with, and the result table.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "dsv4kv/status.hpp"
+
+namespace dsv4kv::bench {
+
+inline void cuda_check(cudaError_t e, const char* what, const char* file, int line) {
+  if (e != cudaSuccess) {
+    std::fprintf(stderr, "FATAL %s:%d: %s: %s\n", file, line, what, cudaGetErrorString(e));
+    std::exit(1);
+  }
+}
+#define DSV4KV_BENCH_CUDA(expr) ::dsv4kv::bench::cuda_check((expr), #expr, __FILE__, __LINE__)
+
+inline void status_check(dsv4kv::status s, const char* what, const char* file, int line) {
+  if (s != dsv4kv::status::ok) {
+    std::fprintf(stderr, "FATAL %s:%d: %s returned %s\n", file, line, what, dsv4kv::status_string(s));
+    std::exit(1);
+  }
+}
+#define DSV4KV_BENCH_OK(expr) ::dsv4kv::bench::status_check((expr), #expr, __FILE__, __LINE__)
+
+//! Stops the benchmark with a message (a wrong result must never produce a timing).
+[[noreturn]] inline void fail(const std::string& why) {
+  std::fprintf(stderr, "FATAL: %s\n", why.c_str());
+  std::exit(1);
+}
+
+//! Device 0's name, SM count and L2 size; printed once at the top of every benchmark.
+struct device_info {
+  std::string name;
+  int sms = 0;
+  std::int64_t l2_bytes = 0;
+  std::int64_t memory_bytes = 0;
+};
+inline device_info describe_device(int device = 0) {
+  cudaDeviceProp p{};
+  DSV4KV_BENCH_CUDA(cudaGetDeviceProperties(&p, device));
+  device_info d{p.name, p.multiProcessorCount, p.l2CacheSize, static_cast<std::int64_t>(p.totalGlobalMem)};
+  std::printf("device: %s, sm_%d%d, %d SMs, L2 %.1f MiB, %.1f GiB\n", p.name, p.major, p.minor, p.multiProcessorCount,
+              d.l2_bytes / 1048576.0, d.memory_bytes / 1073741824.0);
+  return d;
+}
+
+//! Owns `count` elements of device memory; contents undefined until written.
+template <class T>
+class device_array {
+ public:
+  explicit device_array(std::size_t count) : count_(count) {
+    if (count_ > 0) DSV4KV_BENCH_CUDA(cudaMalloc(&ptr_, count_ * sizeof(T)));
+  }
+  ~device_array() {
+    if (ptr_) cudaFree(ptr_);
+  }
+  device_array(const device_array&) = delete;
+  device_array& operator=(const device_array&) = delete;
+  T* get() const { return ptr_; }
+  std::size_t size() const { return count_; }
+  std::size_t bytes() const { return count_ * sizeof(T); }
+
+ private:
+  T* ptr_ = nullptr;
+  std::size_t count_ = 0;
+};
+
+static __global__ void l2_flush_kernel(const uint4* __restrict__ p, std::size_t n, unsigned* __restrict__ sink) {
+  unsigned acc = 0;
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    const uint4 v = p[i];
+    acc ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (acc == 0x9E3779B9u) *sink = acc;  // keeps the loads; practically never stores
+}
+
+//! Evicts the L2 by reading 4x its size (clean lines only: no write-backs spill into the next
+//! timed interval, which a memset-based flush would cause).
+class l2_flusher {
+ public:
+  explicit l2_flusher(std::int64_t l2_bytes) : buf_(static_cast<std::size_t>(std::max<std::int64_t>(l2_bytes, 1 << 20)) / 4), sink_(1) {
+    DSV4KV_BENCH_CUDA(cudaMemset(buf_.get(), 0, buf_.bytes()));
+  }
+  void operator()(cudaStream_t stream) const {
+    l2_flush_kernel<<<1024, 256, 0, stream>>>(buf_.get(), buf_.size(), sink_.get());
+    DSV4KV_BENCH_CUDA(cudaGetLastError());
+  }
+
+ private:
+  device_array<uint4> buf_;  // 4 x L2 bytes (16 bytes per element)
+  device_array<unsigned> sink_;
+};
+
+//! Statistics of the timed runs, in microseconds.
+struct timing {
+  double median_us = 0, min_us = 0, max_us = 0;
+  int reps = 0;
+};
+
+//! Times `op()` (which enqueues the work on `stream`): `warmup` untimed runs, then `reps` runs,
+//! each bracketed by its own pair of events; `before(stream)` is enqueued ahead of every run,
+//! outside the timed interval (e.g. an l2_flusher). Synchronizes once at the end.
+template <class OP, class BEFORE>
+timing time_on_stream(cudaStream_t stream, OP&& op, BEFORE&& before, int warmup = 5, int reps = 50) {
+  for (int i = 0; i < warmup; ++i) {
+    before(stream);
+    op();
+  }
+  std::vector<cudaEvent_t> start(reps), stop(reps);
+  for (int i = 0; i < reps; ++i) {
+    DSV4KV_BENCH_CUDA(cudaEventCreate(&start[i]));
+    DSV4KV_BENCH_CUDA(cudaEventCreate(&stop[i]));
+  }
+  for (int i = 0; i < reps; ++i) {
+    before(stream);
+    DSV4KV_BENCH_CUDA(cudaEventRecord(start[i], stream));
+    op();
+    DSV4KV_BENCH_CUDA(cudaEventRecord(stop[i], stream));
+  }
+  DSV4KV_BENCH_CUDA(cudaStreamSynchronize(stream));
+  std::vector<double> us(reps);
+  for (int i = 0; i < reps; ++i) {
+    float ms = 0;
+    DSV4KV_BENCH_CUDA(cudaEventElapsedTime(&ms, start[i], stop[i]));
+    us[i] = ms * 1000.0;
+    DSV4KV_BENCH_CUDA(cudaEventDestroy(start[i]));
+    DSV4KV_BENCH_CUDA(cudaEventDestroy(stop[i]));
+  }
+  std::sort(us.begin(), us.end());
+  timing t;
+  t.reps = reps;
+  t.min_us = us.front();
+  t.max_us = us.back();
+  t.median_us = reps % 2 ? us[reps / 2] : 0.5 * (us[reps / 2 - 1] + us[reps / 2]);
+  return t;
+}
+
+//! GB/s (10^9 bytes per second) for `bytes` moved in `us` microseconds.
+inline double gbps(double bytes, double us) { return bytes / (us * 1e3); }
+
+//! Device-to-device copy of `bytes` (cudaMemcpyAsync) timed like everything else; the returned
+//! bandwidth counts bytes read + bytes written (2 * bytes), the yardstick of the memory-bound ops.
+struct copy_baseline {
+  timing t;
+  double bytes_moved = 0;
+  double gbps = 0;
+};
+inline copy_baseline measure_copy_bandwidth(std::size_t bytes, cudaStream_t stream, const l2_flusher& flush,
+                                            int reps = 50) {
+  device_array<unsigned char> src(bytes), dst(bytes);
+  DSV4KV_BENCH_CUDA(cudaMemset(src.get(), 1, bytes));
+  copy_baseline c;
+  c.t = time_on_stream(
+      stream, [&] { DSV4KV_BENCH_CUDA(cudaMemcpyAsync(dst.get(), src.get(), bytes, cudaMemcpyDeviceToDevice, stream)); },
+      flush, 5, reps);
+  c.bytes_moved = 2.0 * static_cast<double>(bytes);
+  c.gbps = gbps(c.bytes_moved, c.t.median_us);
+  return c;
+}
+
+//! One line of a result table: an op, its timing, its minimum traffic and (optionally) a target
+//! as a fraction of the copy bandwidth.
+struct result_row {
+  std::string op;
+  timing t;
+  double bytes_moved = 0;  // minimum traffic: bytes read + bytes written
+  double target = 0;       // fraction of copy bandwidth; 0: none
+};
+
+//! Prints rows as: op, median us, bytes moved, GB/s, % of copy bandwidth, target.
+inline void print_table(const std::vector<result_row>& rows, const copy_baseline& copy) {
+  std::printf("%-46s %10s %10s %12s %9s %8s %8s\n", "op", "median us", "min us", "bytes moved", "GB/s", "% copy",
+              "target");
+  std::printf("%-46s %10.1f %10.1f %12.4g %9.1f %8.1f %8s\n", "d2d copy (cudaMemcpyAsync, read + write)",
+              copy.t.median_us, copy.t.min_us, copy.bytes_moved, copy.gbps, 100.0, "-");
+  for (const result_row& r : rows) {
+    const double bw = gbps(r.bytes_moved, r.t.median_us);
+    const double pct = 100.0 * bw / copy.gbps;
+    char target[32] = "-";
+    if (r.target > 0) std::snprintf(target, sizeof target, ">=%.0f%% %s", 100.0 * r.target, pct >= 100.0 * r.target ? "ok" : "LOW");
+    std::printf("%-46s %10.1f %10.1f %12.4g %9.1f %8.1f %8s\n", r.op.c_str(), r.t.median_us, r.t.min_us, r.bytes_moved,
+                bw, pct, target);
+  }
+}
+
+}  // namespace dsv4kv::bench
