@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "dsv4kv/dsv4kv.hpp"
+#include "dsv4kv/host.hpp"
 
 namespace {
 

@@ -2,7 +2,7 @@
 # Runs on the GPU machine (the device tool), from the repository root, with .deps carried:
 #   build (sm_90a, ptxas report) -> ctest (all tests, GPU included) -> compute-sanitizer memcheck
 #   and racecheck on the GPU test binary -> benchmarks that exist. Logs go to $OUT.
-# Usage: scripts/device_check.sh [catch2 test spec for the sanitizer runs]
+# Usage: scripts/device_check.sh [catch2 test spec for the sanitizer runs (default: all but [large])]
 set -uo pipefail
 OUT=${OUT:-/tmp/dsv4kv-out}
 mkdir -p "$OUT" /tmp/deps
@@ -17,21 +17,23 @@ if ! cmake --build $B -j16 >"$OUT/build.log" 2>&1; then
 fi
 grep -E "Compiling entry|registers|spill" "$OUT/build.log" | grep -v "0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads" >"$OUT/ptxas_nonzero.txt" || true
 grep -E "Used [0-9]+ registers" "$OUT/build.log" | sort | uniq -c | sort -rn | head -40 >"$OUT/ptxas_registers.txt" || true
-echo "== ctest"
-ctest --test-dir $B --output-on-failure -j4 >"$OUT/ctest.log" 2>&1; rc_ctest=$?
+echo "== ctest (all but the GPU binary, which runs next)"
+ctest --test-dir $B --output-on-failure -j4 -E '^gpu_tests$' >"$OUT/ctest.log" 2>&1; rc_ctest=$?
 tail -15 "$OUT/ctest.log"
 echo "== gpu tests (verbose)"
 $B/tests/dsv4kv_gpu_tests --durations yes >"$OUT/gpu_tests.log" 2>&1; rc_gpu=$?
 tail -5 "$OUT/gpu_tests.log"
-spec=${1:-}
+spec=${1:-~[large]}
+# SANITIZERS="memcheck racecheck" by default; SANITIZERS= skips them. BENCH=0 skips benchmarks.
 echo "== compute-sanitizer"
-for tool in memcheck racecheck; do
-  compute-sanitizer --tool $tool --error-exitcode 99 $B/tests/dsv4kv_gpu_tests $spec >"$OUT/sanitizer_$tool.log" 2>&1
+for tool in ${SANITIZERS-memcheck racecheck}; do
+  timeout 300 compute-sanitizer --tool $tool --error-exitcode 99 $B/tests/dsv4kv_gpu_tests "$spec" >"$OUT/sanitizer_$tool.log" 2>&1
   echo "$tool rc=$? : $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer_$tool.log" | tail -1) $(grep -E 'test cases' "$OUT/sanitizer_$tool.log" | tail -1)"
 done
 for bench in $B/benchmarks/dsv4kv_bench_*; do
+  [ "${BENCH:-1}" = 1 ] || break
   [ -x "$bench" ] || continue
   echo "== $(basename "$bench")"
-  "$bench" 2>&1 | tee "$OUT/$(basename "$bench").log" | tail -20
+  timeout 240 "$bench" 2>&1 | tee "$OUT/$(basename "$bench").log" | tail -25
 done
 echo "ctest rc=$rc_ctest gpu_tests rc=$rc_gpu"

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-//! Umbrella header: everything usable from plain C++ (no CUDA compiler needed).
+//! Umbrella header of the public API. Compiles with a plain C++17 compiler (the host API headers
+//! only need <cuda_runtime_api.h> for cudaStream_t).
 //!
 //! numerics/  e2m1.hpp, e4m3.hpp, bf16.hpp        element conversions (host and device)
 //! formats/   nvfp4_rows.hpp, fp8_rows.hpp         row storage views and byte sizes
@@ -9,24 +10,19 @@
 //! ref/       host reference (the oracle): compress, rmsnorm, rope, hadamard, codecs, write_path
 //! rope_table.hpp                                  cos/sin tables and the YaRN builder
 //! status.hpp, cuda_status.hpp                     status codes
+//! host API (device pointers, a cudaStream_t, returns status; kernels in kernels/*.cuh):
+//!   compress.hpp, rope.hpp, hadamard.hpp            write-path stages
+//!   quantize_nvfp4.hpp, quantize_fp8.hpp            amax -> quantize chains
+//!   write_path.hpp                                  the whole write path
+//!   dequant.hpp                                     read path: all rows or selected rows -> BF16
 
-#include "dsv4kv/compress_geometry.hpp"
-#include "dsv4kv/config.hpp"
-#include "dsv4kv/formats/fp8_encoding.hpp"
-#include "dsv4kv/formats/fp8_rows.hpp"
-#include "dsv4kv/formats/nvfp4_encoding.hpp"
-#include "dsv4kv/formats/nvfp4_rows.hpp"
-#include "dsv4kv/numerics/bf16.hpp"
-#include "dsv4kv/numerics/e2m1.hpp"
-#include "dsv4kv/numerics/e4m3.hpp"
-#include "dsv4kv/ref/compress.hpp"
-#include "dsv4kv/ref/fp8_codec.hpp"
-#include "dsv4kv/ref/hadamard.hpp"
-#include "dsv4kv/ref/nvfp4_codec.hpp"
-#include "dsv4kv/ref/rmsnorm.hpp"
-#include "dsv4kv/ref/rope.hpp"
-#include "dsv4kv/ref/write_path.hpp"
-#include "dsv4kv/rope_table.hpp"
-#include "dsv4kv/status.hpp"
-#include "dsv4kv/views/span.hpp"
-#include "dsv4kv/views/tensor_view.hpp"
+#include "dsv4kv/host.hpp"
+
+#include "dsv4kv/compress.hpp"
+#include "dsv4kv/cuda_status.hpp"
+#include "dsv4kv/dequant.hpp"
+#include "dsv4kv/hadamard.hpp"
+#include "dsv4kv/quantize_fp8.hpp"
+#include "dsv4kv/quantize_nvfp4.hpp"
+#include "dsv4kv/rope.hpp"
+#include "dsv4kv/write_path.hpp"

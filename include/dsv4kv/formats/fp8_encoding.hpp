@@ -63,9 +63,15 @@ DSV4KV_HOST_DEVICE fp8_row_scale fp8_row_scale_from_amax(row_amax a, fp8_scale_m
   return {inv < FLT_MAX ? inv : FLT_MAX, a.amax / e4m3_max};
 }
 
+//! SPEC §6: one element of a finite row with non-zero amax, scaled into the E4M3 range (the value
+//! that is then rounded to E4M3; kernels may round pairs of them with a conversion instruction).
+DSV4KV_HOST_DEVICE float fp8_scaled_element(float x, fp8_row_scale s, fp8_scale_mode mode) {
+  return mode == fp8_scale_mode::pow2 ? x / s.encode : x * s.encode;
+}
+
 //! SPEC §6: E4M3 code of one element of a finite row with non-zero amax.
 DSV4KV_HOST_DEVICE std::uint8_t fp8_encode_element(float x, fp8_row_scale s, fp8_scale_mode mode) {
-  return e4m3_encode(mode == fp8_scale_mode::pow2 ? x / s.encode : x * s.encode);
+  return e4m3_encode(fp8_scaled_element(x, s, mode));
 }
 
 //! SPEC §6 decoding of one element, in FP32.

@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+//! Vector loads and stores of 4 consecutive elements as float4 (FP32 or BF16 storage).
+//!
+//! FP32: one 16-byte access (pointer 16-byte aligned). BF16: one 8-byte access (8-byte aligned),
+//! widened exactly to FP32. "stream" loads are for data read once (cache-streaming hint); "cached"
+//! loads are for small tensors every CTA reads (bias, norm weight, RoPE table).
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "dsv4kv/numerics/bf16.hpp"
+
+namespace dsv4kv::detail {
+
+//! Elements per vector access in the row kernels (one float4 of FP32 math).
+inline constexpr int vec_elems = 4;
+
+//! Bytes of one 4-element vector of T (the alignment a vector access needs).
+template <class T>
+inline constexpr int vec4_bytes = vec_elems * static_cast<int>(sizeof(T));
+
+__device__ __forceinline__ float4 bf16x4_to_float4(uint2 u) {
+  return make_float4(bf16_decode(static_cast<std::uint16_t>(u.x & 0xFFFFu)), bf16_decode(static_cast<std::uint16_t>(u.x >> 16)),
+                     bf16_decode(static_cast<std::uint16_t>(u.y & 0xFFFFu)), bf16_decode(static_cast<std::uint16_t>(u.y >> 16)));
+}
+
+//! 4 elements at p (read once), as float4.
+__device__ __forceinline__ float4 load4_stream(const float* p) { return __ldcs(reinterpret_cast<const float4*>(p)); }
+__device__ __forceinline__ float4 load4_stream(const __nv_bfloat16* p) {
+  return bf16x4_to_float4(__ldcs(reinterpret_cast<const uint2*>(p)));
+}
+
+//! 4 elements at p (read by many threads), as float4.
+__device__ __forceinline__ float4 load4_cached(const float* p) { return __ldg(reinterpret_cast<const float4*>(p)); }
+__device__ __forceinline__ float4 load4_cached(const __nv_bfloat16* p) {
+  return bf16x4_to_float4(__ldg(reinterpret_cast<const uint2*>(p)));
+}
+
+//! 4 FP32 elements from / to p (16-byte aligned), ordinary coherent accesses (in-place stages).
+__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ void store4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
+
+//! Component k (0..3, a compile-time index after unrolling) of a float4.
+__device__ __forceinline__ float& component(float4& v, int k) {
+  return k == 0 ? v.x : k == 1 ? v.y : k == 2 ? v.z : v.w;
+}
+
+}  // namespace dsv4kv::detail

@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+//! Host API of the whole write path on the GPU (SPEC §2), the seed's pipeline as one call:
+//!   main KV:      projections -> compress -> RMSNorm -> RoPE -> NVFP4 rows
+//!   indexer keys: projections -> compress -> RMSNorm -> RoPE -> Hadamard -> FP8 rows
+//! Three launches on the caller's stream (compress with its fused epilogue, amax, quantize); no
+//! host sync, no allocation: FP32 rows and the amax scratch live in a caller-owned workspace.
+//! Capturable in a CUDA graph.
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "dsv4kv/compress.hpp"
+#include "dsv4kv/formats/fp8_rows.hpp"
+#include "dsv4kv/formats/nvfp4_rows.hpp"
+#include "dsv4kv/status.hpp"
+#include "dsv4kv/views/span.hpp"
+#include "dsv4kv/views/tensor_view.hpp"
+
+namespace dsv4kv {
+
+//! Workspace alignment the write path needs (bytes).
+inline constexpr std::int64_t write_path_workspace_alignment = 16;
+
+//! Bytes of device workspace for `rows` compressed rows of width d: FP32 rows [rows, d] at offset
+//! 0, then the FP32 amax scratch [rows]. 0 for rows <= 0 or d <= 0.
+[[nodiscard]] std::int64_t write_path_workspace_bytes(std::int64_t rows, std::int64_t d) noexcept;
+
+//! The FP32 rows [rows, d] inside a workspace: what the quantizer read after a write path call
+//! (the compressed, normalised, rotated rows).
+[[nodiscard]] tensor_view<float> write_path_workspace_rows(span<std::uint8_t> workspace, std::int64_t rows,
+                                                           std::int64_t d) noexcept;
+
+//! Main KV: compress (p, with its epilogue) and quantize to NVFP4 rows `out` [n, d], n = T / m.
+//! workspace: device, 16-byte aligned, >= write_path_workspace_bytes(n, d) bytes, disjoint from
+//! every input and output. Instantiated for IN, BIAS in {float, std::uint16_t}.
+template <class IN, class BIAS>
+[[nodiscard]] status write_path_nvfp4(const compress_params<IN, BIAS>& p, nvfp4_rows out,
+                                      span<std::uint8_t> workspace, cudaStream_t stream);
+
+//! Indexer keys: compress (p, typically with hadamard = true) and quantize to FP8 rows `out`
+//! [n, d] with scale `mode`. Same workspace rules as write_path_nvfp4.
+template <class IN, class BIAS>
+[[nodiscard]] status write_path_fp8(const compress_params<IN, BIAS>& p, fp8_scale_mode mode, fp8_rows out,
+                                    span<std::uint8_t> workspace, cudaStream_t stream);
+
+}  // namespace dsv4kv

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Private to the library's .cu files: the validation and launch halves of each write-path stage,
+// so that write_path.cu validates every stage before it launches any.
+//   check_*:  host-only argument validation (no CUDA call); status::ok or the reason.
+//   launch_*: the launches, for arguments check_* accepted; returns last_launch_status().
+
+#include <cuda_runtime_api.h>
+
+#include <array>
+#include <cstdint>
+#include <initializer_list>
+
+#include "dsv4kv/compress.hpp"
+#include "dsv4kv/detail/view_checks.hpp"
+#include "dsv4kv/formats/fp8_rows.hpp"
+#include "dsv4kv/formats/nvfp4_rows.hpp"
+#include "dsv4kv/status.hpp"
+#include "dsv4kv/views/tensor_view.hpp"
+
+namespace dsv4kv::detail {
+
+// Bytes [data, data + bytes) an argument reads or writes (empty when bytes <= 0 or data null).
+struct byte_range {
+  const void* data = nullptr;
+  std::int64_t bytes = 0;
+};
+
+template <class T>
+byte_range range_of(const tensor_view<T>& v) {
+  return {v.data, extent_bytes(v)};
+}
+
+// True when `r` shares a byte with any of `others`.
+template <std::size_t N>
+bool overlaps_any(byte_range r, const std::array<byte_range, N>& others) {
+  for (const byte_range& o : others) {
+    if (ranges_overlap(r.data, r.bytes, o.data, o.bytes)) return true;
+  }
+  return false;
+}
+inline bool overlaps_any(byte_range r, std::initializer_list<byte_range> others) {
+  for (const byte_range& o : others) {
+    if (ranges_overlap(r.data, r.bytes, o.data, o.bytes)) return true;
+  }
+  return false;
+}
+
+// True when no two of `ranges` share a byte.
+inline bool pairwise_disjoint(std::initializer_list<byte_range> ranges) {
+  for (auto a = ranges.begin(); a != ranges.end(); ++a) {
+    for (auto b = a + 1; b != ranges.end(); ++b) {
+      if (ranges_overlap(a->data, a->bytes, b->data, b->bytes)) return false;
+    }
+  }
+  return true;
+}
+
+// --- compress (src/compress.cu) ---------------------------------------------------------------------
+// Every byte range compress reads, for n rows of width d.
+template <class IN, class BIAS>
+std::array<byte_range, 7> compress_inputs(const compress_params<IN, BIAS>& p, std::int64_t n, std::int64_t d) {
+  const std::int64_t width = compress_input_width(p.ratio, d);
+  const std::int64_t table_bytes = p.rope.rope_dim > 0 && p.rope.max_pos > 0
+                                       ? p.rope.max_pos * (p.rope.rope_dim / 2) * static_cast<std::int64_t>(sizeof(float))
+                                       : 0;
+  const bool rope = p.rope.rope_dim != 0;
+  return {{range_of(p.kv),
+           range_of(p.gate),
+           {p.position_bias, p.position_bias ? p.ratio * width * static_cast<std::int64_t>(sizeof(BIAS)) : 0},
+           {p.norm_weight, p.norm_weight ? d * static_cast<std::int64_t>(sizeof(float)) : 0},
+           {p.rope.cos, rope ? table_bytes : 0},
+           {p.rope.sin, rope ? table_bytes : 0},
+           {p.positions, rope && p.positions ? n * static_cast<std::int64_t>(sizeof(std::int32_t)) : 0}}};
+}
+
+template <class IN, class BIAS>
+status check_compress(const compress_params<IN, BIAS>& p, tensor_view<float> out);
+template <class IN, class BIAS>
+status launch_compress(const compress_params<IN, BIAS>& p, tensor_view<float> out, cudaStream_t stream);
+
+// --- quantize (src/quantize_nvfp4.cu, src/quantize_fp8.cu) -------------------------------------------
+status check_quantize_nvfp4(tensor_view<const float> x, const nvfp4_rows& out, const float* row_amax);
+status launch_quantize_nvfp4(tensor_view<const float> x, const nvfp4_rows& out, float* row_amax, cudaStream_t stream);
+status check_quantize_fp8(tensor_view<const float> x, fp8_scale_mode mode, const fp8_rows& out, const float* row_amax);
+status launch_quantize_fp8(tensor_view<const float> x, fp8_scale_mode mode, const fp8_rows& out, float* row_amax,
+                           cudaStream_t stream);
+
+// Byte ranges of the outputs of each quantizer.
+inline std::array<byte_range, 3> nvfp4_outputs(const nvfp4_rows& out) {
+  const nvfp4_buffer_sizes s = out.sizes();
+  return {{{out.codes, s.codes}, {out.block_scales, s.block_scales}, {out.global_scales, s.global_scales}}};
+}
+inline std::array<byte_range, 2> fp8_outputs(const fp8_rows& out) {
+  const fp8_buffer_sizes s = out.sizes();
+  return {{{out.codes, s.codes}, {out.scales, s.scales}}};
+}
+
+}  // namespace dsv4kv::detail
