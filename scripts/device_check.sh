@@ -27,7 +27,7 @@ spec=${1:-~[large]}
 # SANITIZERS="memcheck racecheck" by default; SANITIZERS= skips them. BENCH=0 skips benchmarks.
 echo "== compute-sanitizer"
 for tool in ${SANITIZERS-memcheck racecheck}; do
-  timeout 300 compute-sanitizer --tool $tool --error-exitcode 99 $B/tests/dsv4kv_gpu_tests "$spec" >"$OUT/sanitizer_$tool.log" 2>&1
+  timeout ${SAN_TIMEOUT:-240} compute-sanitizer --tool $tool --error-exitcode 99 $B/tests/dsv4kv_gpu_tests "$spec" >"$OUT/sanitizer_$tool.log" 2>&1
   echo "$tool rc=$? : $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer_$tool.log" | tail -1) $(grep -E 'test cases' "$OUT/sanitizer_$tool.log" | tail -1)"
 done
 for bench in $B/benchmarks/dsv4kv_bench_*; do
