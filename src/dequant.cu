@@ -48,14 +48,10 @@ status check_pool_alignment(const const_fp8_rows& in) {
   return (detail::is_aligned(in.codes, 8) && detail::is_aligned(in.scales, 4)) ? status::ok : status::misaligned;
 }
 bool pool_overlaps(const const_nvfp4_rows& in, const void* p, std::int64_t bytes) {
-  const nvfp4_buffer_sizes s = in.sizes();
-  return detail::ranges_overlap(p, bytes, in.codes, s.codes) ||
-         detail::ranges_overlap(p, bytes, in.block_scales, s.block_scales) ||
-         detail::ranges_overlap(p, bytes, in.global_scales, s.global_scales);
+  return detail::overlaps_any({p, bytes}, detail::nvfp4_ranges(in));
 }
 bool pool_overlaps(const const_fp8_rows& in, const void* p, std::int64_t bytes) {
-  const fp8_buffer_sizes s = in.sizes();
-  return detail::ranges_overlap(p, bytes, in.codes, s.codes) || detail::ranges_overlap(p, bytes, in.scales, s.scales);
+  return detail::overlaps_any({p, bytes}, detail::fp8_ranges(in));
 }
 template <int D>
 detail::nvfp4_chunk_reader<D> make_reader(const const_nvfp4_rows& in) {

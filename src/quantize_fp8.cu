@@ -24,7 +24,7 @@ status check_quantize_fp8(tensor_view<const float> x, fp8_scale_mode mode, const
       !is_aligned(out.scales, 4) || !is_aligned(row_amax, 4)) {
     return status::misaligned;
   }
-  const auto outputs = fp8_outputs(out);
+  const auto outputs = fp8_ranges(out);
   const byte_range scratch{row_amax, out.rows * static_cast<std::int64_t>(sizeof(float))};
   if (!pairwise_disjoint({range_of(x), outputs[0], outputs[1], scratch})) return status::aliasing;
   return status::ok;

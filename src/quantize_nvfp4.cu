@@ -26,7 +26,7 @@ status check_quantize_nvfp4(tensor_view<const float> x, const nvfp4_rows& out, c
       !is_aligned(out.global_scales, 4) || !is_aligned(row_amax, 4)) {
     return status::misaligned;
   }
-  const auto outputs = nvfp4_outputs(out);
+  const auto outputs = nvfp4_ranges(out);
   const byte_range scratch{row_amax, out.rows * static_cast<std::int64_t>(sizeof(float))};
   if (!pairwise_disjoint({range_of(x), outputs[0], outputs[1], outputs[2], scratch})) return status::aliasing;
   return status::ok;

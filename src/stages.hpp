@@ -9,7 +9,6 @@
 
 #include <array>
 #include <cstdint>
-#include <initializer_list>
 
 #include "dsv4kv/compress.hpp"
 #include "dsv4kv/detail/view_checks.hpp"
@@ -19,42 +18,6 @@
 #include "dsv4kv/views/tensor_view.hpp"
 
 namespace dsv4kv::detail {
-
-// Bytes [data, data + bytes) an argument reads or writes (empty when bytes <= 0 or data null).
-struct byte_range {
-  const void* data = nullptr;
-  std::int64_t bytes = 0;
-};
-
-template <class T>
-byte_range range_of(const tensor_view<T>& v) {
-  return {v.data, extent_bytes(v)};
-}
-
-// True when `r` shares a byte with any of `others`.
-template <std::size_t N>
-bool overlaps_any(byte_range r, const std::array<byte_range, N>& others) {
-  for (const byte_range& o : others) {
-    if (ranges_overlap(r.data, r.bytes, o.data, o.bytes)) return true;
-  }
-  return false;
-}
-inline bool overlaps_any(byte_range r, std::initializer_list<byte_range> others) {
-  for (const byte_range& o : others) {
-    if (ranges_overlap(r.data, r.bytes, o.data, o.bytes)) return true;
-  }
-  return false;
-}
-
-// True when no two of `ranges` share a byte.
-inline bool pairwise_disjoint(std::initializer_list<byte_range> ranges) {
-  for (auto a = ranges.begin(); a != ranges.end(); ++a) {
-    for (auto b = a + 1; b != ranges.end(); ++b) {
-      if (ranges_overlap(a->data, a->bytes, b->data, b->bytes)) return false;
-    }
-  }
-  return true;
-}
 
 // --- compress (src/compress.cu) ---------------------------------------------------------------------
 // Every byte range compress reads, for n rows of width d.
@@ -85,15 +48,5 @@ status launch_quantize_nvfp4(tensor_view<const float> x, const nvfp4_rows& out, 
 status check_quantize_fp8(tensor_view<const float> x, fp8_scale_mode mode, const fp8_rows& out, const float* row_amax);
 status launch_quantize_fp8(tensor_view<const float> x, fp8_scale_mode mode, const fp8_rows& out, float* row_amax,
                            cudaStream_t stream);
-
-// Byte ranges of the outputs of each quantizer.
-inline std::array<byte_range, 3> nvfp4_outputs(const nvfp4_rows& out) {
-  const nvfp4_buffer_sizes s = out.sizes();
-  return {{{out.codes, s.codes}, {out.block_scales, s.block_scales}, {out.global_scales, s.global_scales}}};
-}
-inline std::array<byte_range, 2> fp8_outputs(const fp8_rows& out) {
-  const fp8_buffer_sizes s = out.sizes();
-  return {{{out.codes, s.codes}, {out.scales, s.scales}}};
-}
 
 }  // namespace dsv4kv::detail

@@ -53,7 +53,7 @@ status write_path_nvfp4(const compress_params<IN, BIAS>& p, nvfp4_rows out, span
   DSV4KV_RETURN_IF_ERROR(detail::check_compress(p, rows));
   DSV4KV_RETURN_IF_ERROR(detail::check_quantize_nvfp4(rows, out, amax));
   const auto inputs = detail::compress_inputs(p, out.rows, out.d);
-  for (const detail::byte_range& o : detail::nvfp4_outputs(out)) {
+  for (const detail::byte_range& o : detail::nvfp4_ranges(out)) {
     if (detail::overlaps_any(o, inputs)) return status::aliasing;
   }
   if (detail::overlaps_any({amax, out.rows * static_cast<std::int64_t>(sizeof(float))}, inputs)) return status::aliasing;
@@ -71,7 +71,7 @@ status write_path_fp8(const compress_params<IN, BIAS>& p, fp8_scale_mode mode, f
   DSV4KV_RETURN_IF_ERROR(detail::check_compress(p, rows));
   DSV4KV_RETURN_IF_ERROR(detail::check_quantize_fp8(rows, mode, out, amax));
   const auto inputs = detail::compress_inputs(p, out.rows, out.d);
-  for (const detail::byte_range& o : detail::fp8_outputs(out)) {
+  for (const detail::byte_range& o : detail::fp8_ranges(out)) {
     if (detail::overlaps_any(o, inputs)) return status::aliasing;
   }
   if (detail::overlaps_any({amax, out.rows * static_cast<std::int64_t>(sizeof(float))}, inputs)) return status::aliasing;

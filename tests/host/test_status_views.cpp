@@ -109,3 +109,26 @@ TEST_CASE("view checks: shapes, null, alignment, overlap", "[views][checks]") {
   CHECK(!detail::ranges_overlap(bytes, 0, bytes, 4));
   CHECK(detail::extent_bytes(tensor_view<float>{buf, 2, 3, 5}) == 32);
 }
+
+TEST_CASE("view checks: byte ranges of views and row formats", "[views][checks]") {
+  alignas(16) unsigned char bytes[1024];
+  const detail::byte_range a{bytes, 100}, b{bytes + 100, 50}, c{bytes + 120, 10};
+  CHECK(!detail::overlaps_any(a, {b, c}));
+  CHECK(detail::overlaps_any(b, {a, c}));
+  CHECK(detail::pairwise_disjoint({a, b}));
+  CHECK(!detail::pairwise_disjoint({a, b, c}));
+  CHECK(detail::pairwise_disjoint({a, {nullptr, 10}, {bytes, 0}}));  // empty ranges never overlap
+  const nvfp4_rows r{bytes, bytes + 128, reinterpret_cast<float*>(bytes + 144), 2, 128};
+  const auto nr = detail::nvfp4_ranges(r);
+  CHECK(nr[0].bytes == 128);
+  CHECK(nr[1].bytes == 16);
+  CHECK(nr[2].bytes == 8);
+  CHECK(detail::pairwise_disjoint({nr[0], nr[1], nr[2]}));
+  CHECK(detail::overlaps_any({bytes + 150, 4}, nr));
+  const const_fp8_rows f{bytes, reinterpret_cast<const float*>(bytes + 256), 2, 128};
+  const auto fr = detail::fp8_ranges(f);
+  CHECK(fr[0].bytes == 256);
+  CHECK(!detail::overlaps_any({bytes + 264, 8}, fr));
+  float fl[12];
+  CHECK(detail::range_of(tensor_view<float>{fl, 2, 3, 5}).bytes == 32);
+}
