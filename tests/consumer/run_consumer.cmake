@@ -1,4 +1,5 @@
-# ctest driver: builds and runs the consumer project in MODE (find_package | add_subdirectory).
+# ctest driver: builds and runs the consumer project in MODE (find_package | add_subdirectory), or the
+# engine-integration example against the installed package (engine_example).
 # Inputs: MODE SOURCE_DIR BUILD_DIR WORK_DIR CXX_COMPILER CUDA_COMPILER.
 cmake_minimum_required(VERSION 3.24)
 file(REMOVE_RECURSE "${WORK_DIR}")
@@ -18,6 +19,11 @@ if(MODE STREQUAL "find_package")
   run(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${WORK_DIR}/prefix")
   run(${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/consumer/find_package" -B "${WORK_DIR}/build"
       ${configure_args} -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix)
+elseif(MODE STREQUAL "engine_example")  # examples/engine_integration, a standalone find_package project
+  run(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${WORK_DIR}/prefix")
+  run(${CMAKE_COMMAND} -S "${SOURCE_DIR}/examples/engine_integration" -B "${WORK_DIR}/build"
+      ${configure_args} -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix)
+  set(EXECUTABLE engine_integration)
 elseif(MODE STREQUAL "add_subdirectory")
   run(${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/consumer/add_subdirectory" -B "${WORK_DIR}/build"
       ${configure_args} -DDSV4KV_SOURCE_DIR=${SOURCE_DIR})
@@ -25,4 +31,7 @@ else()
   message(FATAL_ERROR "unknown MODE '${MODE}'")
 endif()
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/build" --parallel 2)
-run("${WORK_DIR}/build/consumer")
+if(NOT DEFINED EXECUTABLE)
+  set(EXECUTABLE consumer)
+endif()
+run("${WORK_DIR}/build/${EXECUTABLE}")
