@@ -2,14 +2,16 @@
 #pragma once
 // Shared helpers of the dsv4kv benchmarks (include from .cu files: the L2 flush is a kernel):
 // fail-loudly checks, the device description, an L2 flush that leaves only clean lines, per-run
-// CUDA-event timing with warm-up and median, the device-to-device copy bandwidth every result is
-// compared with, and the result table.
+// CUDA-event timing with warm-up and median (and back-to-back timing for launch-bound work), the
+// device-to-device copy bandwidth every result is compared with, a device-side byte comparison,
+// the result table and its JSON form.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -39,19 +41,26 @@ inline void status_check(dsv4kv::status s, const char* what, const char* file, i
   std::exit(1);
 }
 
-//! Device 0's name, SM count and L2 size; printed once at the top of every benchmark.
+//! Device 0's name, SM count, L2 size and the CUDA runtime / driver API versions (e.g. 13000);
+//! printed once at the top of every benchmark.
 struct device_info {
   std::string name;
   int sms = 0;
   std::int64_t l2_bytes = 0;
   std::int64_t memory_bytes = 0;
+  int runtime_version = 0;
+  int driver_version = 0;
 };
 inline device_info describe_device(int device = 0) {
   cudaDeviceProp p{};
   DSV4KV_BENCH_CUDA(cudaGetDeviceProperties(&p, device));
   device_info d{p.name, p.multiProcessorCount, p.l2CacheSize, static_cast<std::int64_t>(p.totalGlobalMem)};
-  std::printf("device: %s, sm_%d%d, %d SMs, L2 %.1f MiB, %.1f GiB\n", p.name, p.major, p.minor, p.multiProcessorCount,
-              d.l2_bytes / 1048576.0, d.memory_bytes / 1073741824.0);
+  DSV4KV_BENCH_CUDA(cudaRuntimeGetVersion(&d.runtime_version));
+  DSV4KV_BENCH_CUDA(cudaDriverGetVersion(&d.driver_version));
+  std::printf("device: %s, sm_%d%d, %d SMs, L2 %.1f MiB, %.1f GiB, CUDA runtime %d.%d, driver API %d.%d\n", p.name,
+              p.major, p.minor, p.multiProcessorCount, d.l2_bytes / 1048576.0, d.memory_bytes / 1073741824.0,
+              d.runtime_version / 1000, d.runtime_version % 1000 / 10, d.driver_version / 1000,
+              d.driver_version % 1000 / 10);
   return d;
 }
 
@@ -147,6 +156,36 @@ timing time_on_stream(cudaStream_t stream, OP&& op, BEFORE&& before, int warmup 
   return t;
 }
 
+//! Times launch-bound work: each of `reps` repetitions (after `warmup` untimed ones) enqueues `calls`
+//! runs of `op()` back to back between one pair of events, and counts elapsed / calls, so host
+//! launch overhead that the GPU cannot hide is part of the figure. Nothing is flushed in between.
+template <class OP>
+timing time_back_to_back(cudaStream_t stream, OP&& op, int calls, int warmup = 3, int reps = 50) {
+  for (int i = 0; i < warmup * calls; ++i) op();
+  cudaEvent_t start, stop;
+  DSV4KV_BENCH_CUDA(cudaEventCreate(&start));
+  DSV4KV_BENCH_CUDA(cudaEventCreate(&stop));
+  std::vector<double> us(reps);
+  for (int r = 0; r < reps; ++r) {
+    DSV4KV_BENCH_CUDA(cudaEventRecord(start, stream));
+    for (int i = 0; i < calls; ++i) op();
+    DSV4KV_BENCH_CUDA(cudaEventRecord(stop, stream));
+    DSV4KV_BENCH_CUDA(cudaEventSynchronize(stop));
+    float ms = 0;
+    DSV4KV_BENCH_CUDA(cudaEventElapsedTime(&ms, start, stop));
+    us[r] = ms * 1000.0 / calls;
+  }
+  DSV4KV_BENCH_CUDA(cudaEventDestroy(start));
+  DSV4KV_BENCH_CUDA(cudaEventDestroy(stop));
+  std::sort(us.begin(), us.end());
+  timing t;
+  t.reps = reps;
+  t.min_us = us.front();
+  t.max_us = us.back();
+  t.median_us = reps % 2 ? us[reps / 2] : 0.5 * (us[reps / 2 - 1] + us[reps / 2]);
+  return t;
+}
+
 //! GB/s (10^9 bytes per second) for `bytes` moved in `us` microseconds.
 inline double gbps(double bytes, double us) { return bytes / (us * 1e3); }
 
@@ -177,6 +216,9 @@ struct result_row {
   timing t;
   double bytes_moved = 0;  // minimum traffic: bytes read + bytes written
   double target = 0;       // fraction of copy bandwidth; 0: none
+  std::string key;         // the operation and size, shared with other implementations (e.g. the torch
+                           //   peer); empty: op
+  std::string variant;     // how it ran (e.g. "fused", "two-kernel", "graph"); may be empty
 };
 
 //! Prints rows as: op, median us, bytes moved, GB/s, % of copy bandwidth, target.
@@ -193,6 +235,73 @@ inline void print_table(const std::vector<result_row>& rows, const copy_baseline
     std::printf("%-46s %10.1f %10.1f %12.4g %9.1f %8.1f %8s\n", r.op.c_str(), r.t.median_us, r.t.min_us, r.bytes_moved,
                 bw, pct, target);
   }
+}
+
+static __global__ void count_differences(const uint4* a, const uint4* b, std::size_t n, unsigned long long* count) {
+  unsigned long long c = 0;
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    const uint4 x = a[i], y = b[i];
+    c += (x.x != y.x) + (x.y != y.y) + (x.z != y.z) + (x.w != y.w);
+  }
+  if (c) atomicAdd(count, c);
+}
+
+//! 4-byte words that differ between device arrays `a` and `b` of `bytes` bytes (a multiple of 16,
+//! both 16-byte aligned). Synchronizes.
+inline unsigned long long differing_words(const void* a, const void* b, std::size_t bytes) {
+  device_array<unsigned long long> count(1);
+  DSV4KV_BENCH_CUDA(cudaMemset(count.get(), 0, 8));
+  count_differences<<<1024, 256>>>(static_cast<const uint4*>(a), static_cast<const uint4*>(b), bytes / 16, count.get());
+  DSV4KV_BENCH_CUDA(cudaGetLastError());
+  unsigned long long c = 0;
+  DSV4KV_BENCH_CUDA(cudaMemcpy(&c, count.get(), 8, cudaMemcpyDeviceToHost));
+  return c;
+}
+
+//! `s` as a JSON string literal.
+inline std::string json_string(const std::string& s) {
+  std::string o = "\"";
+  for (const char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    o += c;
+  }
+  return o + "\"";
+}
+
+//! Writes the device, the copy baseline and every row to `path` as JSON (for tooling; see
+//! benchmarks/run_peers.sh): {"device": {...}, "copy": {...}, "results": [{"op", "key", "variant",
+//! "median_us", "min_us", "max_us", "reps", "bytes", "gbps", "pct_copy", "target"}, ...]}.
+inline void write_json(const std::string& path, const std::string& benchmark, const device_info& dev,
+                       const copy_baseline& copy, const std::vector<result_row>& rows) {
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) fail("cannot write " + path);
+  char date[32] = "";
+  const std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  std::fprintf(f, "{\n  \"benchmark\": %s,\n  \"date\": \"%s\",\n", json_string(benchmark).c_str(), date);
+  std::fprintf(f,
+               "  \"device\": {\"name\": %s, \"sms\": %d, \"l2_bytes\": %lld, \"memory_bytes\": %lld, "
+               "\"cuda_runtime\": %d, \"cuda_driver_api\": %d},\n",
+               json_string(dev.name).c_str(), dev.sms, static_cast<long long>(dev.l2_bytes),
+               static_cast<long long>(dev.memory_bytes), dev.runtime_version, dev.driver_version);
+  std::fprintf(f, "  \"copy\": {\"median_us\": %.3f, \"bytes\": %.0f, \"gbps\": %.2f},\n  \"results\": [",
+               copy.t.median_us, copy.bytes_moved, copy.gbps);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const result_row& r = rows[i];
+    const double bw = gbps(r.bytes_moved, r.t.median_us);
+    std::fprintf(f,
+                 "%s\n    {\"op\": %s, \"key\": %s, \"variant\": %s, \"median_us\": %.3f, \"min_us\": %.3f, "
+                 "\"max_us\": %.3f, \"reps\": %d, \"bytes\": %.0f, \"gbps\": %.2f, \"pct_copy\": %.2f, "
+                 "\"target\": %.2f}",
+                 i ? "," : "", json_string(r.op).c_str(), json_string(r.key.empty() ? r.op : r.key).c_str(),
+                 json_string(r.variant).c_str(), r.t.median_us, r.t.min_us, r.t.max_us, r.t.reps, r.bytes_moved, bw,
+                 100.0 * bw / copy.gbps, r.target);
+  }
+  std::fprintf(f, "\n  ]\n}\n");
+  if (std::fclose(f) != 0) fail("cannot write " + path);
+  std::printf("wrote %s\n", path.c_str());
 }
 
 }  // namespace dsv4kv::bench

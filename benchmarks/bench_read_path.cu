@@ -12,7 +12,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -23,128 +22,17 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "bench_pools.hpp"
 #include "dsv4kv/dequant.hpp"
 #include "dsv4kv/kernels/dequant.cuh"
-#include "dsv4kv/ref/fp8_codec.hpp"
-#include "dsv4kv/ref/nvfp4_codec.hpp"
 
 using namespace dsv4kv;
 using namespace dsv4kv::bench;
 
 namespace {
 
-constexpr std::int64_t pool_rows = std::int64_t{1} << 20;  // rows in each pool
-constexpr std::int64_t base_rows = std::int64_t{1} << 14;  // distinct rows, tiled over the pool
+constexpr std::int64_t pool_rows = std::int64_t{1} << 20;  // rows in each pool (bench_pools.hpp)
 constexpr std::int64_t tokens = 64, top_k = 2048;          // selective: 64 tokens x 2048 indices
-
-// Gaussian rows with a per-row scale 2^U(-8, 8).
-std::vector<float> gaussian_rows(std::int64_t rows, std::int64_t d, std::uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::uniform_real_distribution<float> exponent(-8.0f, 8.0f);
-  std::vector<float> x(static_cast<std::size_t>(rows * d));
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const float s = std::exp2(exponent(rng));
-    for (std::int64_t k = 0; k < d; ++k) x[r * d + k] = normal(rng) * s;
-  }
-  return x;
-}
-
-// Uploads `base` (base_rows rows of `row_bytes`) to dst and repeats it until pool_rows rows are filled.
-void upload_tiled(void* dst, const void* base, std::int64_t row_bytes) {
-  auto* d = static_cast<unsigned char*>(dst);
-  DSV4KV_BENCH_CUDA(cudaMemcpy(d, base, base_rows * row_bytes, cudaMemcpyHostToDevice));
-  for (std::int64_t filled = base_rows; filled < pool_rows; filled *= 2) {
-    const std::int64_t n = std::min(filled, pool_rows - filled);
-    DSV4KV_BENCH_CUDA(cudaMemcpy(d + filled * row_bytes, d, n * row_bytes, cudaMemcpyDeviceToDevice));
-  }
-}
-
-// A 1M-row NVFP4 pool on the device, built from base_rows encoded rows; ref = their BF16 decode.
-struct nvfp4_pool {
-  static constexpr std::int64_t d = 512;
-  device_array<std::uint8_t> codes{pool_rows * d / 2}, scales{pool_rows * d / 16};
-  device_array<float> g{pool_rows};
-  std::vector<std::uint16_t> ref;  // [base_rows, d]
-  nvfp4_pool() {
-    std::vector<std::uint8_t> c(base_rows * d / 2), s(base_rows * d / 16);
-    std::vector<float> gg(base_rows);
-    const std::vector<float> x = gaussian_rows(base_rows, d, 1u);
-    const nvfp4_rows host{c.data(), s.data(), gg.data(), base_rows, d};
-    DSV4KV_BENCH_OK(ref::encode_nvfp4(make_tensor_view(x.data(), base_rows, d), host));
-    ref.resize(base_rows * d);
-    DSV4KV_BENCH_OK(ref::decode_nvfp4_bf16(host, make_tensor_view(ref.data(), base_rows, d)));
-    upload_tiled(codes.get(), c.data(), d / 2);
-    upload_tiled(scales.get(), s.data(), d / 16);
-    upload_tiled(g.get(), gg.data(), 4);
-  }
-  const_nvfp4_rows view() const { return {codes.get(), scales.get(), g.get(), pool_rows, d}; }
-  detail::nvfp4_chunk_reader<d> reader() const { return {codes.get(), scales.get(), g.get()}; }
-  static double row_bytes() { return static_cast<double>(nvfp4_bytes_per_row(d)); }
-};
-
-// A 1M-row FP8 pool (rows alternate fp32 / pow2 scale modes).
-struct fp8_pool {
-  static constexpr std::int64_t d = 128;
-  device_array<std::uint8_t> codes{pool_rows * d};
-  device_array<float> scales{pool_rows};
-  std::vector<std::uint16_t> ref;
-  fp8_pool() {
-    std::vector<std::uint8_t> c(base_rows * d);
-    std::vector<float> s(base_rows);
-    const std::vector<float> x = gaussian_rows(base_rows, d, 2u);
-    for (std::int64_t r = 0; r < base_rows; ++r) {
-      ref::encode_fp8_row({x.data() + r * d, d}, r % 2 ? fp8_scale_mode::pow2 : fp8_scale_mode::fp32, c.data() + r * d,
-                          s.data() + r);
-    }
-    ref.resize(base_rows * d);
-    DSV4KV_BENCH_OK(ref::decode_fp8_bf16(fp8_rows{c.data(), s.data(), base_rows, d}, make_tensor_view(ref.data(), base_rows, d)));
-    upload_tiled(codes.get(), c.data(), d);
-    upload_tiled(scales.get(), s.data(), 4);
-  }
-  const_fp8_rows view() const { return {codes.get(), scales.get(), pool_rows, d}; }
-  detail::fp8_chunk_reader<d> reader() const { return {codes.get(), scales.get()}; }
-  static double row_bytes() { return static_cast<double>(fp8_bytes_per_row(d)); }
-};
-
-// Downloads out [rows, d] and checks row r against the reference of pool row source(r).
-template <class SOURCE>
-void verify(const char* what, const std::uint16_t* out, std::int64_t rows, std::int64_t d,
-            const std::vector<std::uint16_t>& ref, SOURCE source) {
-  std::vector<std::uint16_t> got(static_cast<std::size_t>(rows * d));
-  DSV4KV_BENCH_CUDA(cudaDeviceSynchronize());
-  DSV4KV_BENCH_CUDA(cudaMemcpy(got.data(), out, got.size() * 2, cudaMemcpyDeviceToHost));
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const std::int64_t src = source(r);
-    const std::uint16_t* want = ref.data() + (src % base_rows) * d;
-    if (std::memcmp(got.data() + r * d, want, d * 2) != 0) {
-      fail(std::string(what) + ": output row " + std::to_string(r) + " (pool row " + std::to_string(src) +
-           ") differs from the host reference");
-    }
-  }
-  std::printf("verified %s: %lld rows bit-exact against the host reference\n", what, static_cast<long long>(rows));
-}
-
-__global__ void count_differences(const uint4* a, const uint4* b, std::size_t n, unsigned long long* count) {
-  unsigned long long c = 0;
-  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
-    const uint4 x = a[i], y = b[i];
-    c += (x.x != y.x) + (x.y != y.y) + (x.z != y.z) + (x.w != y.w);
-  }
-  if (c) atomicAdd(count, c);
-}
-
-// Bytes of `a` and `b` (device, 16-byte multiples) that differ, in 4-byte words.
-unsigned long long differing_words(const void* a, const void* b, std::size_t bytes) {
-  device_array<unsigned long long> count(1);
-  DSV4KV_BENCH_CUDA(cudaMemset(count.get(), 0, 8));
-  count_differences<<<1024, 256>>>(static_cast<const uint4*>(a), static_cast<const uint4*>(b), bytes / 16, count.get());
-  DSV4KV_BENCH_CUDA(cudaGetLastError());
-  unsigned long long c = 0;
-  DSV4KV_BENCH_CUDA(cudaMemcpy(&c, count.get(), 8, cudaMemcpyDeviceToHost));
-  return c;
-}
 
 // Kernel parameters for tokens x k output rows (full dequant: tokens = 1, k = pool_rows, no indices).
 template <class READER>
@@ -181,6 +69,7 @@ void sweep(const char* op, const detail::dequant_params<READER, std::uint16_t>& 
               constexpr int BLOCK = decltype(cfg)::block, UNROLL = decltype(cfg)::unroll;
               (void)cfg;
               DSV4KV_BENCH_CUDA(cudaMemset(p.out, 0xFF, out_bytes));
+              DSV4KV_BENCH_CUDA(cudaDeviceSynchronize());  // legacy-stream memset before `stream` writes
               auto run = [&] { DSV4KV_BENCH_OK((detail::launch_dequant<READER, std::uint16_t, SELECTED, BLOCK, UNROLL>(p, stream))); };
               const timing t = time_on_stream(stream, run, flush, 3, reps);
               DSV4KV_BENCH_CUDA(cudaStreamSynchronize(stream));
@@ -248,9 +137,9 @@ int main(int argc, char** argv) {
     };
     // 1. correctness first
     dequant_all();
-    verify((std::string(name) + " dequant").c_str(), all.get(), pool_rows, d, pool.ref, identity);
+    verify_bf16_rows(std::string(name) + " dequant", all.get(), pool_rows, d, pool.ref, identity);
     dequant_sel();
-    verify((std::string(name) + " selected").c_str(), sel.get(), tokens * top_k, d, pool.ref, by_index);
+    verify_bf16_rows(std::string(name) + " selected", sel.get(), tokens * top_k, d, pool.ref, by_index);
     // 2. timings of the library calls
     const std::string shape = std::to_string(pool_rows >> 20) + "M x " + std::to_string(d);
     const double all_bytes = pool_rows * (in_row + out_row);
@@ -268,11 +157,11 @@ int main(int argc, char** argv) {
     }
   };
   {
-    const nvfp4_pool pool;
+    const nvfp4_pool pool(pool_rows);
     run_format(pool, "nvfp4");
   }
   {
-    const fp8_pool pool;
+    const fp8_pool pool(pool_rows);
     run_format(pool, "fp8");
   }
 

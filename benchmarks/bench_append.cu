@@ -1,0 +1,357 @@
+// SPDX-License-Identifier: Apache-2.0
+// Streaming append (issue 7) on the GPU, for CSA-512 NVFP4, HCA-512 NVFP4 and the CSA-128 indexer
+// (Hadamard, FP8), FP32 projections:
+//   1. decode steps: B = 1, 32, 256 sequences, one token each, positions aligned so that every 4th
+//      step finishes a CSA block for every sequence (HCA finishes a block every 128 steps); 64
+//      consecutive steps, each a separate append call (metadata of each step in device memory),
+//      timed per call (launches back to back) and per CUDA-graph replay (one graph per step,
+//      captured once). Target: <= 5 us per step at B = 256.
+//   2. prefill of 32K tokens: one-shot append vs 8 chunks of 4K (same bytes, checked), with the
+//      L2 flushed before each run; target: chunked within 10 % of one-shot.
+// Every timed configuration is verified first: per-call and graph runs give the same pool bytes
+// and raise no error flag; chunked and one-shot prefill give the same bytes.
+// Usage: dsv4kv_bench_append [--json PATH]
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "bench_common.hpp"
+#include "dsv4kv/append.hpp"
+#include "dsv4kv/rope_table.hpp"
+
+using namespace dsv4kv;
+using namespace dsv4kv::bench;
+
+namespace {
+
+struct config {
+  const char* name;
+  int ratio;
+  std::int64_t d;
+  bool nvfp4;
+  bool hadamard;
+};
+const config configs[] = {
+    {"CSA-512 NVFP4", 4, 512, true, false},
+    {"HCA-512 NVFP4", 128, 512, true, false},
+    {"CSA-128 FP8 (Hadamard)", 4, 128, false, true},
+};
+
+// Fills a device float array with a deterministic pattern of realistic scale (in [-2, 2)).
+__global__ void fill_pattern(float* p, std::size_t n, std::uint32_t seed) {
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    std::uint32_t h = static_cast<std::uint32_t>(i) * 2654435761u ^ seed;
+    h ^= h >> 15;
+    h *= 2246822519u;
+    h ^= h >> 13;
+    p[i] = static_cast<float>(h & 0xFFFFu) * (4.0f / 65536.0f) - 2.0f;
+  }
+}
+void fill(float* p, std::size_t n, std::uint32_t seed) {
+  fill_pattern<<<512, 256>>>(p, n, seed);
+  DSV4KV_BENCH_CUDA(cudaGetLastError());
+}
+
+// The model inputs shared by every call of a configuration.
+struct model {
+  const config& cfg;
+  std::int64_t width;
+  device_array<float> bias, norm;
+  explicit model(const config& c)
+      : cfg(c), width(compress_input_width(c.ratio, c.d)), bias(static_cast<std::size_t>(c.ratio * width)),
+        norm(static_cast<std::size_t>(c.d)) {
+    fill(bias.get(), bias.size(), 1);
+    fill(norm.get(), norm.size(), 2);
+  }
+};
+
+// A pool of `rows` rows in the configuration's format.
+struct pool {
+  device_array<std::uint8_t> codes, scales, global;
+  std::int64_t rows, d;
+  bool nvfp4;
+  pool(const config& c, std::int64_t r)
+      : codes(static_cast<std::size_t>(r * (c.nvfp4 ? c.d / 2 : c.d))),
+        scales(static_cast<std::size_t>(r * (c.nvfp4 ? c.d / 16 : 4))),
+        global(static_cast<std::size_t>(c.nvfp4 ? r * 4 : 0)), rows(r), d(c.d), nvfp4(c.nvfp4) {}
+  std::vector<std::uint8_t> download() const {
+    std::vector<std::uint8_t> h(codes.bytes() + scales.bytes() + global.bytes());
+    DSV4KV_BENCH_CUDA(cudaMemcpy(h.data(), codes.get(), codes.bytes(), cudaMemcpyDeviceToHost));
+    DSV4KV_BENCH_CUDA(cudaMemcpy(h.data() + codes.bytes(), scales.get(), scales.bytes(), cudaMemcpyDeviceToHost));
+    if (global.bytes()) {
+      DSV4KV_BENCH_CUDA(
+          cudaMemcpy(h.data() + codes.bytes() + scales.bytes(), global.get(), global.bytes(), cudaMemcpyDeviceToHost));
+    }
+    return h;
+  }
+  void clear() const {
+    DSV4KV_BENCH_CUDA(cudaMemset(codes.get(), 0, codes.bytes()));
+    DSV4KV_BENCH_CUDA(cudaMemset(scales.get(), 0, scales.bytes()));
+    if (global.bytes()) DSV4KV_BENCH_CUDA(cudaMemset(global.get(), 0, global.bytes()));
+  }
+};
+
+// One append call of the configuration.
+status run_append(const model& m, const append_params<float, float>& p, const pool& out, cudaStream_t stream) {
+  return m.cfg.nvfp4 ? append_nvfp4(p, {out.codes.get(), out.scales.get(), reinterpret_cast<float*>(out.global.get()),
+                                        out.rows, out.d},
+                                    stream)
+                     : append_fp8(p, fp8_scale_mode::fp32,
+                                  {out.codes.get(), reinterpret_cast<float*>(out.scales.get()), out.rows, out.d}, stream);
+}
+
+append_params<float, float> base_params(const model& m, rope_table_view rope) {
+  append_params<float, float> p;
+  p.ratio = m.cfg.ratio;
+  p.position_bias = m.bias.get();
+  p.norm_weight = m.norm.get();
+  p.rope = rope;
+  p.hadamard = m.cfg.hadamard;
+  return p;
+}
+
+std::uint32_t read_flag(const device_array<std::uint32_t>& f) {
+  std::uint32_t v = 0;
+  DSV4KV_BENCH_CUDA(cudaMemcpy(&v, f.get(), 4, cudaMemcpyDeviceToHost));
+  return v;
+}
+
+// Decode: `steps` consecutive one-token steps of B sequences starting at position p0 (p0 % 4 == 0).
+void bench_decode(const model& m, rope_table_view rope, int batch, std::vector<result_row>& rows, cudaStream_t stream) {
+  constexpr int steps = 64;
+  // p0 % 4 == 0: steps 4k+3 finish CSA blocks; p0 % 128 == 64: step 63 finishes HCA blocks.
+  constexpr std::int64_t p0 = 960;
+  const config& c = m.cfg;
+  const std::int64_t w = m.width;
+  device_array<float> kv(static_cast<std::size_t>(steps) * batch * w), gate(kv.size());
+  fill(kv.get(), kv.size(), 11);
+  fill(gate.get(), gate.size(), 12);
+  // Metadata of every step: cu [B+1] | positions [B] | state slots [B] | mapping [B].
+  const std::int64_t per_step = 4 * batch + 1;
+  std::vector<std::int32_t> meta(static_cast<std::size_t>(steps * per_step));
+  std::int64_t pool_rows = 0;
+  for (int k = 0; k < steps; ++k) {
+    std::int32_t* md = meta.data() + k * per_step;
+    for (int b = 0; b <= batch; ++b) md[b] = b;
+    for (int b = 0; b < batch; ++b) {
+      const std::int64_t pos = p0 + k;
+      md[batch + 1 + b] = static_cast<std::int32_t>(pos);
+      md[2 * batch + 1 + b] = b;
+      md[3 * batch + 1 + b] = (pos + 1) % c.ratio == 0 ? static_cast<std::int32_t>(pool_rows++) : -1;
+    }
+  }
+  device_array<std::int32_t> dmeta(meta.size());
+  DSV4KV_BENCH_CUDA(cudaMemcpy(dmeta.get(), meta.data(), meta.size() * 4, cudaMemcpyHostToDevice));
+  const pool out(c, pool_rows > 0 ? pool_rows : 1);
+  // States: valid headers at p0 (the rings' contents are arbitrary values, as after some prefix).
+  const std::int64_t slot_bytes = append_state_bytes(c.ratio, c.d);
+  device_array<std::uint8_t> state(static_cast<std::size_t>(batch * slot_bytes)), saved(state.size());
+  fill(reinterpret_cast<float*>(state.get()), state.size() / 4, 13);
+  for (int b = 0; b < batch; ++b) {
+    const append_state_header h{p0, append_state_tag(c.ratio, c.d), 0u};
+    DSV4KV_BENCH_CUDA(cudaMemcpy(state.get() + b * slot_bytes, &h, sizeof h, cudaMemcpyHostToDevice));
+  }
+  DSV4KV_BENCH_CUDA(cudaMemcpy(saved.get(), state.get(), state.bytes(), cudaMemcpyDeviceToDevice));
+  device_array<std::uint32_t> flags(1);
+  DSV4KV_BENCH_CUDA(cudaMemset(flags.get(), 0, 4));
+
+  const auto params_of_step = [&](int k) {
+    append_params<float, float> p = base_params(m, rope);
+    p.kv = {kv.get() + static_cast<std::int64_t>(k) * batch * w, batch, w, w};
+    p.gate = {gate.get() + static_cast<std::int64_t>(k) * batch * w, batch, w, w};
+    const std::int32_t* md = dmeta.get() + k * per_step;
+    p.segments = batch;
+    p.cu_seqlens = md;
+    p.positions = md + batch + 1;
+    p.state_slots = md + 2 * batch + 1;
+    p.slot_mapping = md + 3 * batch + 1;
+    p.state = {state.get(), batch};
+    p.error_flags = flags.get();
+    return p;
+  };
+  const auto restore = [&] {
+    DSV4KV_BENCH_CUDA(cudaMemcpyAsync(state.get(), saved.get(), state.bytes(), cudaMemcpyDeviceToDevice, stream));
+  };
+  // Graphs: one per step, captured once.
+  std::vector<cudaGraphExec_t> graphs(steps);
+  for (int k = 0; k < steps; ++k) {
+    cudaGraph_t g = nullptr;
+    DSV4KV_BENCH_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    const status s = run_append(m, params_of_step(k), out, stream);
+    DSV4KV_BENCH_CUDA(cudaStreamEndCapture(stream, &g));
+    DSV4KV_BENCH_OK(s);
+    DSV4KV_BENCH_CUDA(cudaGraphInstantiate(&graphs[k], g, 0));
+    DSV4KV_BENCH_CUDA(cudaGraphDestroy(g));
+  }
+  // Verify: per-call and graph runs give the same bytes, no error raised.
+  out.clear();
+  restore();
+  for (int k = 0; k < steps; ++k) DSV4KV_BENCH_OK(run_append(m, params_of_step(k), out, stream));
+  DSV4KV_BENCH_CUDA(cudaStreamSynchronize(stream));
+  const std::vector<std::uint8_t> by_call = out.download();
+  out.clear();
+  restore();
+  for (int k = 0; k < steps; ++k) DSV4KV_BENCH_CUDA(cudaGraphLaunch(graphs[k], stream));
+  DSV4KV_BENCH_CUDA(cudaStreamSynchronize(stream));
+  if (out.download() != by_call) fail(std::string(c.name) + " decode: graph replays differ from calls");
+  if (read_flag(flags) != 0u) fail(std::string(c.name) + " decode: error flag raised");
+
+  // Time: per rep, restore the states (untimed), then the 64 steps back to back.
+  const auto time_steps = [&](auto&& step) {
+    for (int warm = 0; warm < 3; ++warm) {
+      restore();
+      for (int k = 0; k < steps; ++k) step(k);
+    }
+    cudaEvent_t start, stop;
+    DSV4KV_BENCH_CUDA(cudaEventCreate(&start));
+    DSV4KV_BENCH_CUDA(cudaEventCreate(&stop));
+    std::vector<double> us;
+    for (int r = 0; r < 30; ++r) {
+      restore();
+      DSV4KV_BENCH_CUDA(cudaEventRecord(start, stream));
+      for (int k = 0; k < steps; ++k) step(k);
+      DSV4KV_BENCH_CUDA(cudaEventRecord(stop, stream));
+      DSV4KV_BENCH_CUDA(cudaEventSynchronize(stop));
+      float ms = 0;
+      DSV4KV_BENCH_CUDA(cudaEventElapsedTime(&ms, start, stop));
+      us.push_back(ms * 1000.0 / steps);
+    }
+    DSV4KV_BENCH_CUDA(cudaEventDestroy(start));
+    DSV4KV_BENCH_CUDA(cudaEventDestroy(stop));
+    std::sort(us.begin(), us.end());
+    timing t;
+    t.reps = static_cast<int>(us.size());
+    t.min_us = us.front();
+    t.max_us = us.back();
+    t.median_us = 0.5 * (us[us.size() / 2 - 1] + us[us.size() / 2]);
+    return t;
+  };
+  // Minimum traffic per step (average): the new tokens + (every 4th step for CSA) the rows' state
+  // tokens and the quantized rows. Reported, not a bandwidth target (decode is latency-bound).
+  const double token_bytes = 2.0 * w * 4.0;
+  const double row_bytes = c.nvfp4 ? c.d / 2 + c.d / 16 + 4 : c.d + 4;
+  const double rows_per_step = static_cast<double>(pool_rows) / steps;
+  const double bytes = batch * (2.0 * token_bytes) + rows_per_step * ((2.0 * c.ratio - 1) * token_bytes + row_bytes);
+  const std::string op = std::string("decode ") + c.name + " B=" + std::to_string(batch);
+  rows.push_back({op + " (per call)", time_steps([&](int k) { DSV4KV_BENCH_OK(run_append(m, params_of_step(k), out, stream)); }),
+                  bytes, 0, op, "call"});
+  rows.push_back({op + " (per graph replay)", time_steps([&](int k) { DSV4KV_BENCH_CUDA(cudaGraphLaunch(graphs[k], stream)); }),
+                  bytes, 0, op, "graph"});
+  for (cudaGraphExec_t g : graphs) DSV4KV_BENCH_CUDA(cudaGraphExecDestroy(g));
+  if (read_flag(flags) != 0u) fail(std::string(c.name) + " decode: error flag raised while timing");
+}
+
+// Prefill of `tokens` tokens: one-shot append vs chunks of `chunk` tokens.
+void bench_prefill(const model& m, rope_table_view rope, const l2_flusher& flush, std::vector<result_row>& rows,
+                   cudaStream_t stream) {
+  constexpr std::int64_t tokens = 32768, chunk = 4096, chunks = tokens / chunk;
+  const config& c = m.cfg;
+  const std::int64_t w = m.width, n = tokens / c.ratio;
+  device_array<float> kv(static_cast<std::size_t>(tokens * w)), gate(kv.size());
+  fill(kv.get(), kv.size(), 21);
+  fill(gate.get(), gate.size(), 22);
+  // Metadata: one-shot {cu 0, T | pos 0 | slot 0}, chunk k {cu 0, 4096 | pos 4096k | slot 0};
+  // the mapping of every token [T]: block i -> pool row i.
+  std::vector<std::int32_t> meta(static_cast<std::size_t>(4 * (chunks + 1) + tokens), -1);
+  for (std::int64_t k = 0; k <= chunks; ++k) {
+    std::int32_t* md = meta.data() + 4 * k;
+    md[0] = 0;
+    md[1] = static_cast<std::int32_t>(k == chunks ? tokens : chunk);
+    md[2] = static_cast<std::int32_t>(k == chunks ? 0 : k * chunk);
+    md[3] = 0;
+  }
+  std::int32_t* mapping = meta.data() + 4 * (chunks + 1);
+  for (std::int64_t t = 0; t < tokens; ++t) mapping[t] = (t + 1) % c.ratio == 0 ? static_cast<std::int32_t>(t / c.ratio) : -1;
+  device_array<std::int32_t> dmeta(meta.size());
+  DSV4KV_BENCH_CUDA(cudaMemcpy(dmeta.get(), meta.data(), meta.size() * 4, cudaMemcpyHostToDevice));
+  const std::int32_t* dmapping = dmeta.get() + 4 * (chunks + 1);
+  device_array<std::uint8_t> state(static_cast<std::size_t>(append_state_bytes(c.ratio, c.d)));
+  device_array<std::uint32_t> flags(1);
+  DSV4KV_BENCH_CUDA(cudaMemset(flags.get(), 0, 4));
+  const pool out(c, n);
+  const auto call = [&](std::int64_t k) {  // k == chunks: the one-shot call
+    append_params<float, float> p = base_params(m, rope);
+    const std::int64_t first = k == chunks ? 0 : k * chunk, len = k == chunks ? tokens : chunk;
+    p.kv = {kv.get() + first * w, len, w, w};
+    p.gate = {gate.get() + first * w, len, w, w};
+    p.segments = 1;
+    p.cu_seqlens = dmeta.get() + 4 * k;
+    p.positions = dmeta.get() + 4 * k + 2;
+    p.state_slots = dmeta.get() + 4 * k + 3;
+    p.slot_mapping = dmapping + first;
+    p.state = {state.get(), 1};
+    p.error_flags = flags.get();
+    DSV4KV_BENCH_OK(run_append(m, p, out, stream));
+  };
+  const auto one_shot = [&] { call(chunks); };
+  const auto chunked = [&] {
+    for (std::int64_t k = 0; k < chunks; ++k) call(k);
+  };
+  out.clear();
+  one_shot();
+  DSV4KV_BENCH_CUDA(cudaStreamSynchronize(stream));
+  const std::vector<std::uint8_t> want = out.download();
+  out.clear();
+  chunked();
+  DSV4KV_BENCH_CUDA(cudaStreamSynchronize(stream));
+  if (out.download() != want) fail(std::string(c.name) + " prefill: chunked bytes differ from one-shot");
+  if (read_flag(flags) != 0u) fail(std::string(c.name) + " prefill: error flag raised");
+  const double bytes = 2.0 * tokens * w * 4.0 + static_cast<double>(out.codes.bytes() + out.scales.bytes() + out.global.bytes());
+  const std::string op = std::string("prefill 32K ") + c.name;
+  rows.push_back({op + " one-shot append", time_on_stream(stream, one_shot, flush), bytes, 0.85, op, "one-shot"});
+  rows.push_back({op + " 8 x 4K chunks", time_on_stream(stream, chunked, flush), bytes, 0, op, "chunked"});
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string json;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
+      json = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: %s [--json PATH]\n", argv[0]);
+      return 2;
+    }
+  }
+  const device_info dev = describe_device();
+  cudaStream_t stream = nullptr;
+  DSV4KV_BENCH_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  const l2_flusher flush(dev.l2_bytes);
+  const copy_baseline copy = measure_copy_bandwidth(std::size_t{512} << 20, stream, flush);
+  rope_table host_table;
+  DSV4KV_BENCH_OK(make_yarn_rope_table(65536, 64, host_table));
+  device_array<float> cos(host_table.cos.size()), sin(host_table.sin.size());
+  DSV4KV_BENCH_CUDA(cudaMemcpy(cos.get(), host_table.cos.data(), cos.bytes(), cudaMemcpyHostToDevice));
+  DSV4KV_BENCH_CUDA(cudaMemcpy(sin.get(), host_table.sin.data(), sin.bytes(), cudaMemcpyHostToDevice));
+  const rope_table_view rope{cos.get(), sin.get(), host_table.max_pos, host_table.rope_dim};
+
+  std::vector<result_row> rows;
+  for (const config& c : configs) {
+    const model m(c);
+    for (const int batch : {1, 32, 256}) bench_decode(m, rope, batch, rows, stream);
+    bench_prefill(m, rope, flush, rows, stream);
+  }
+  print_table(rows, copy);
+  // The two issue-7 ratios.
+  for (std::size_t i = 0; i + 1 < rows.size(); ++i) {
+    if (rows[i].variant == "one-shot" && rows[i + 1].variant == "chunked") {
+      std::printf("%s: chunked / one-shot = %.3f (target <= 1.10)\n", rows[i].key.c_str(),
+                  rows[i + 1].t.median_us / rows[i].t.median_us);
+    }
+  }
+  for (const result_row& r : rows) {
+    if (r.op.find("B=256") != std::string::npos) {
+      std::printf("%s: %.2f us per step (target <= 5 us)\n", r.op.c_str(), r.t.median_us);
+    }
+  }
+  if (!json.empty()) write_json(json, "dsv4kv_bench_append", dev, copy, rows);
+  DSV4KV_BENCH_CUDA(cudaStreamDestroy(stream));
+  return 0;
+}
