@@ -13,19 +13,26 @@
 namespace dsv4kv {
 namespace detail {
 
+status check_fp8_output(fp8_scale_mode mode, const fp8_rows& out) {
+  if (mode != fp8_scale_mode::fp32 && mode != fp8_scale_mode::pow2) return status::invalid_argument;
+  DSV4KV_RETURN_IF_ERROR(check_storage(out));  // rows, d >= 0; every array addressable
+  if (out.d == 0 || out.d % 16 != 0) return status::unsupported_shape;
+  if (out.rows > 0 && (out.codes == nullptr || out.scales == nullptr)) return status::null_pointer;
+  if (!is_aligned(out.codes, 4) || !is_aligned(out.scales, 4)) return status::misaligned;
+  const auto outputs = fp8_ranges(out);
+  if (!pairwise_disjoint({outputs[0], outputs[1]})) return status::aliasing;
+  return status::ok;
+}
+
 status check_quantize_fp8(tensor_view<const float> x, fp8_scale_mode mode, const fp8_rows& out, const float* row_amax) {
   DSV4KV_RETURN_IF_ERROR(check_view(x));
-  if (mode != fp8_scale_mode::fp32 && mode != fp8_scale_mode::pow2) return status::invalid_argument;
-  if (out.rows < 0 || out.d < 0) return status::invalid_argument;
-  if (out.d == 0 || out.d % 16 != 0) return status::unsupported_shape;
+  DSV4KV_RETURN_IF_ERROR(check_fp8_output(mode, out));
   if (x.rows != out.rows || x.cols != out.d) return status::invalid_argument;
-  if (out.rows > 0 && (out.codes == nullptr || out.scales == nullptr || row_amax == nullptr)) return status::null_pointer;
-  if (!is_aligned(x.data, 16) || x.row_stride % vec_elems != 0 || !is_aligned(out.codes, 4) ||
-      !is_aligned(out.scales, 4) || !is_aligned(row_amax, 4)) {
-    return status::misaligned;
-  }
+  if (out.rows > 0 && row_amax == nullptr) return status::null_pointer;
+  if (!is_aligned(x.data, 16) || x.row_stride % vec_elems != 0 || !is_aligned(row_amax, 4)) return status::misaligned;
   const auto outputs = fp8_ranges(out);
   const byte_range scratch{row_amax, out.rows * static_cast<std::int64_t>(sizeof(float))};
+  if (!addressable(scratch.data, scratch.bytes)) return status::invalid_argument;
   if (!pairwise_disjoint({range_of(x), outputs[0], outputs[1], scratch})) return status::aliasing;
   return status::ok;
 }
@@ -61,6 +68,11 @@ status quantize_fp8(tensor_view<const float> x, fp8_scale_mode mode, fp8_rows ou
                     cudaStream_t stream) {
   DSV4KV_RETURN_IF_ERROR(detail::check_quantize_fp8(x, mode, out, row_amax));
   return detail::launch_quantize_fp8(x, mode, out, row_amax, stream);
+}
+
+status can_implement_quantize_fp8(tensor_view<const float> x, fp8_scale_mode mode, fp8_rows out,
+                                  const float* row_amax) noexcept {
+  return detail::check_quantize_fp8(x, mode, out, row_amax);
 }
 
 }  // namespace dsv4kv

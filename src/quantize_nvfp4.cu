@@ -13,21 +13,27 @@
 namespace dsv4kv {
 namespace detail {
 
-status check_quantize_nvfp4(tensor_view<const float> x, const nvfp4_rows& out, const float* row_amax) {
-  DSV4KV_RETURN_IF_ERROR(check_view(x));
-  if (out.rows < 0 || out.d < 0) return status::invalid_argument;
+status check_nvfp4_output(const nvfp4_rows& out) {
+  DSV4KV_RETURN_IF_ERROR(check_storage(out));  // rows, d >= 0; every array addressable
   if (!nvfp4_supports_width(out.d)) return status::unsupported_shape;
-  if (x.rows != out.rows || x.cols != out.d) return status::invalid_argument;
-  if (out.rows > 0 &&
-      (out.codes == nullptr || out.block_scales == nullptr || out.global_scales == nullptr || row_amax == nullptr)) {
+  if (out.rows > 0 && (out.codes == nullptr || out.block_scales == nullptr || out.global_scales == nullptr)) {
     return status::null_pointer;
   }
-  if (!is_aligned(x.data, 16) || x.row_stride % vec_elems != 0 || !is_aligned(out.codes, 2) ||
-      !is_aligned(out.global_scales, 4) || !is_aligned(row_amax, 4)) {
-    return status::misaligned;
-  }
+  if (!is_aligned(out.codes, 2) || !is_aligned(out.global_scales, 4)) return status::misaligned;
+  const auto outputs = nvfp4_ranges(out);
+  if (!pairwise_disjoint({outputs[0], outputs[1], outputs[2]})) return status::aliasing;
+  return status::ok;
+}
+
+status check_quantize_nvfp4(tensor_view<const float> x, const nvfp4_rows& out, const float* row_amax) {
+  DSV4KV_RETURN_IF_ERROR(check_view(x));
+  DSV4KV_RETURN_IF_ERROR(check_nvfp4_output(out));
+  if (x.rows != out.rows || x.cols != out.d) return status::invalid_argument;
+  if (out.rows > 0 && row_amax == nullptr) return status::null_pointer;
+  if (!is_aligned(x.data, 16) || x.row_stride % vec_elems != 0 || !is_aligned(row_amax, 4)) return status::misaligned;
   const auto outputs = nvfp4_ranges(out);
   const byte_range scratch{row_amax, out.rows * static_cast<std::int64_t>(sizeof(float))};
+  if (!addressable(scratch.data, scratch.bytes)) return status::invalid_argument;
   if (!pairwise_disjoint({range_of(x), outputs[0], outputs[1], outputs[2], scratch})) return status::aliasing;
   return status::ok;
 }
@@ -61,6 +67,10 @@ status launch_quantize_nvfp4(tensor_view<const float> x, const nvfp4_rows& out, 
 status quantize_nvfp4(tensor_view<const float> x, nvfp4_rows out, float* row_amax, cudaStream_t stream) {
   DSV4KV_RETURN_IF_ERROR(detail::check_quantize_nvfp4(x, out, row_amax));
   return detail::launch_quantize_nvfp4(x, out, row_amax, stream);
+}
+
+status can_implement_quantize_nvfp4(tensor_view<const float> x, nvfp4_rows out, const float* row_amax) noexcept {
+  return detail::check_quantize_nvfp4(x, out, row_amax);
 }
 
 }  // namespace dsv4kv

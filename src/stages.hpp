@@ -15,7 +15,9 @@
 #include "dsv4kv/formats/fp8_rows.hpp"
 #include "dsv4kv/formats/nvfp4_rows.hpp"
 #include "dsv4kv/status.hpp"
+#include "dsv4kv/views/span.hpp"
 #include "dsv4kv/views/tensor_view.hpp"
+#include "dsv4kv/write_path.hpp"
 
 namespace dsv4kv::detail {
 
@@ -37,16 +39,47 @@ std::array<byte_range, 7> compress_inputs(const compress_params<IN, BIAS>& p, st
            {p.positions, rope && p.positions ? n * static_cast<std::int64_t>(sizeof(std::int32_t)) : 0}}};
 }
 
+// Everything check_compress checks but the FP32 output view: inputs, `rows` == floor(T / m) rows of
+// width d, the prefill RoPE positions (shared with the fused write path, which has no FP32 rows).
+template <class IN, class BIAS>
+status check_compress_prefill(const compress_params<IN, BIAS>& p, std::int64_t rows, std::int64_t d);
 template <class IN, class BIAS>
 status check_compress(const compress_params<IN, BIAS>& p, tensor_view<float> out);
 template <class IN, class BIAS>
 status launch_compress(const compress_params<IN, BIAS>& p, tensor_view<float> out, cudaStream_t stream);
 
 // --- quantize (src/quantize_nvfp4.cu, src/quantize_fp8.cu) -------------------------------------------
+// The checks of quantized output rows alone (shape, null, alignment, arrays pairwise disjoint).
+status check_nvfp4_output(const nvfp4_rows& out);
+status check_fp8_output(fp8_scale_mode mode, const fp8_rows& out);
 status check_quantize_nvfp4(tensor_view<const float> x, const nvfp4_rows& out, const float* row_amax);
 status launch_quantize_nvfp4(tensor_view<const float> x, const nvfp4_rows& out, float* row_amax, cudaStream_t stream);
 status check_quantize_fp8(tensor_view<const float> x, fp8_scale_mode mode, const fp8_rows& out, const float* row_amax);
 status launch_quantize_fp8(tensor_view<const float> x, fp8_scale_mode mode, const fp8_rows& out, float* row_amax,
                            cudaStream_t stream);
+
+// --- fused write path (src/append.cu): the prefill case of the append kernel ----------------------------
+// check_*: every check the fused write_path_nvfp4 / write_path_fp8 makes (no workspace involved).
+template <class IN, class BIAS>
+status check_fused_write_path_nvfp4(const compress_params<IN, BIAS>& p, const nvfp4_rows& out);
+template <class IN, class BIAS>
+status launch_fused_write_path_nvfp4(const compress_params<IN, BIAS>& p, const nvfp4_rows& out, cudaStream_t stream);
+template <class IN, class BIAS>
+status check_fused_write_path_fp8(const compress_params<IN, BIAS>& p, fp8_scale_mode mode, const fp8_rows& out);
+template <class IN, class BIAS>
+status launch_fused_write_path_fp8(const compress_params<IN, BIAS>& p, fp8_scale_mode mode, const fp8_rows& out,
+                                   cudaStream_t stream);
+
+// --- whole write path (src/write_path.cpp) -----------------------------------------------------------
+// Every check write_path_nvfp4 / write_path_fp8 makes before launching: status::ok means that call
+// with these arguments launches. For callers that chain several write paths (compressed_kv_cache)
+// and must validate all of them before launching any.
+// `mode` as write_path_nvfp4's (fused: the workspace is not checked, it is not used).
+template <class IN, class BIAS>
+status check_write_path_nvfp4(const compress_params<IN, BIAS>& p, const nvfp4_rows& out, span<std::uint8_t> workspace,
+                              write_path_mode mode = write_path_mode::fused);
+template <class IN, class BIAS>
+status check_write_path_fp8(const compress_params<IN, BIAS>& p, fp8_scale_mode scale_mode, const fp8_rows& out,
+                            span<std::uint8_t> workspace, write_path_mode mode = write_path_mode::fused);
 
 }  // namespace dsv4kv::detail

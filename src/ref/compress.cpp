@@ -2,11 +2,10 @@
 // Host reference of SPEC §3 compress. Written to be read next to the spec, not to be fast.
 #include "dsv4kv/ref/compress.hpp"
 
-#include <cmath>
 #include <cstdint>
-#include <limits>
-#include <vector>
+#include <utility>
 
+#include "compress_row.hpp"
 #include "dsv4kv/detail/view_checks.hpp"
 
 namespace dsv4kv::ref {
@@ -23,42 +22,10 @@ status compress(tensor_view<const float> kv, tensor_view<const float> gate, cons
   DSV4KV_RETURN_IF_ERROR(detail::check_view(gate, tokens, width));
   DSV4KV_RETURN_IF_ERROR(detail::check_view(out, n, d));
 
-  const bool overlap = compress_overlaps(ratio);
-  const auto bias = [&](std::int64_t slot, std::int64_t col) -> double {
-    return position_bias ? static_cast<double>(position_bias[slot * width + col]) : 0.0;
-  };
-
-  // One softmax per (row, channel): slot values v[s] and scores z[s]; absent slots are skipped,
-  // which is a score of -inf and a weight of exactly 0.
-  std::vector<double> value, score;
-  for (std::int64_t i = 0; i < n; ++i) {
-    for (std::int64_t j = 0; j < d; ++j) {
-      value.clear();
-      score.clear();
-      if (overlap && i > 0) {  // previous block, first-half channels
-        for (int u = 0; u < ratio; ++u) {
-          const std::int64_t t = (i - 1) * ratio + u;
-          value.push_back(kv(t, j));
-          score.push_back(static_cast<double>(gate(t, j)) + bias(u, j));
-        }
-      }
-      const std::int64_t col = overlap ? d + j : j;  // current block: second half for CSA
-      for (int u = 0; u < ratio; ++u) {
-        const std::int64_t t = i * ratio + u;
-        value.push_back(kv(t, col));
-        score.push_back(static_cast<double>(gate(t, col)) + bias(u, col));
-      }
-      double zmax = -std::numeric_limits<double>::infinity();
-      for (double z : score) zmax = std::fmax(zmax, z);
-      double sum = 0.0, acc = 0.0;
-      for (std::size_t s = 0; s < score.size(); ++s) {
-        const double w = std::exp(score[s] - zmax);
-        sum += w;
-        acc += w * value[s];
-      }
-      out(i, j) = static_cast<Out>(acc / sum);
-    }
-  }
+  // Each row through the code the append reference shares (src/ref/compress_row.hpp).
+  const auto token = [&](std::int64_t t) { return std::make_pair(kv.row(t), gate.row(t)); };
+  detail::ref_compress_row_scratch scratch;
+  for (std::int64_t i = 0; i < n; ++i) detail::ref_compress_row(token, i, ratio, d, position_bias, out.row(i), scratch);
   return status::ok;
 }
 

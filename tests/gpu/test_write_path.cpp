@@ -5,6 +5,8 @@
 //     RMSNorm -> RoPE -> Hadamard), the only stage with a tolerance;
 //   - the NVFP4 / FP8 bytes equal the host reference encoder run on those same FP32 rows;
 //   - two runs and a CUDA-graph replay give identical bytes; bad arguments write nothing.
+// These run the two-kernel chain (its FP32 rows are in the workspace); the fused default is
+// compared with it byte for byte in test_write_path_fused.cpp.
 #include <catch2/catch.hpp>
 #include <cuda_runtime.h>  // before device_buffer.hpp: its cudaMalloc(&T*) needs the template overload
 
@@ -59,15 +61,18 @@ struct run_outputs {
   }
 };
 
-// Runs the stream's pipeline on `stream` (no synchronisation).
+// Runs the stream's pipeline on `stream` (no synchronisation) as the two-kernel chain, whose FP32
+// rows stay in the workspace for the checks (the fused default is compared with it byte for byte
+// in test_write_path_fused.cpp).
 status run_pipeline(const stream_config& cfg, const compress_case& c, const device_compress_case& dev,
                     const device_rope_table& table, const run_outputs& out, span<std::uint8_t> ws, cudaStream_t stream) {
+  constexpr write_path_mode two_kernel = write_path_mode::two_kernel;
   epilogue_options e;
   e.rope = true;
   e.hadamard = cfg.hadamard;
   return with_params(c, dev, e, table.view, [&](const auto& p) {
-    return cfg.nvfp4 ? write_path_nvfp4(p, out.nvfp4_view(), ws, stream)
-                     : write_path_fp8(p, cfg.mode, out.fp8_view(), ws, stream);
+    return cfg.nvfp4 ? write_path_nvfp4(p, out.nvfp4_view(), ws, stream, two_kernel)
+                     : write_path_fp8(p, cfg.mode, out.fp8_view(), ws, stream, two_kernel);
   });
 }
 
@@ -206,11 +211,16 @@ TEST_CASE("write path: bad arguments return their status and write nothing", "[g
     CHECK(untouched(out8.codes.buf));
     CHECK(untouched(out8.scales.buf));
   };
-  CHECK(write_path_nvfp4(p, out.nvfp4_view(), {ws.get(), ws_bytes - 4}, nullptr) == status::invalid_argument);
+  // The workspace (two-kernel chain only; the fused default does not use it).
+  constexpr write_path_mode two_kernel = write_path_mode::two_kernel;
+  CHECK(write_path_nvfp4(p, out.nvfp4_view(), {ws.get(), ws_bytes - 4}, nullptr, two_kernel) == status::invalid_argument);
   nothing_written();
-  CHECK(write_path_nvfp4(p, out.nvfp4_view(), {nullptr, ws_bytes}, nullptr) == status::null_pointer);
+  CHECK(write_path_nvfp4(p, out.nvfp4_view(), {nullptr, ws_bytes}, nullptr, two_kernel) == status::null_pointer);
   nothing_written();
-  CHECK(write_path_nvfp4(p, out.nvfp4_view(), {ws.get() + 4, ws_bytes}, nullptr) == status::misaligned);
+  CHECK(write_path_nvfp4(p, out.nvfp4_view(), {ws.get() + 4, ws_bytes}, nullptr, two_kernel) == status::misaligned);
+  nothing_written();
+  CHECK(write_path_nvfp4(p, out.nvfp4_view(), good_ws, nullptr, static_cast<write_path_mode>(2)) ==
+        status::invalid_argument);
   nothing_written();
   auto bad = p;
   bad.ratio = 8;
@@ -231,7 +241,7 @@ TEST_CASE("write path: bad arguments return their status and write nothing", "[g
   // Workspace overlapping an input, an output overlapping an input or the workspace.
   CHECK(write_path_nvfp4(p, out.nvfp4_view(),
                          {reinterpret_cast<std::uint8_t*>(const_cast<float*>(p.kv.data)), ws_bytes},
-                         nullptr) == status::aliasing);
+                         nullptr, two_kernel) == status::aliasing);
   nothing_written();
   rows = out.nvfp4_view();
   rows.codes = reinterpret_cast<std::uint8_t*>(const_cast<float*>(p.gate.data));
@@ -239,7 +249,7 @@ TEST_CASE("write path: bad arguments return their status and write nothing", "[g
   nothing_written();
   rows = out.nvfp4_view();
   rows.global_scales = reinterpret_cast<float*>(ws.get() + 64);
-  CHECK(write_path_nvfp4(p, rows, good_ws, nullptr) == status::aliasing);
+  CHECK(write_path_nvfp4(p, rows, good_ws, nullptr, two_kernel) == status::aliasing);
   nothing_written();
   rows = out.nvfp4_view();
   rows.block_scales = reinterpret_cast<std::uint8_t*>(const_cast<float*>(p.norm_weight));

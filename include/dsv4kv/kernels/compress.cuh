@@ -1,8 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-//! compress_kernel<M, HEAD_DIM, InT, BiasT>: softmax-gated token-block compression (SPEC §3) in
-//! FP32, one pass over the input, with an optional fused epilogue on the finished row:
-//! RMSNorm (weight, eps) -> RoPE (last rope_dim channels) -> Walsh-Hadamard. FP32 rows out.
+//! Token-block compression (SPEC §3) in FP32 with its fused epilogue RMSNorm (weight, eps) ->
+//! RoPE (last rope_dim channels) -> Walsh-Hadamard, as device building blocks shared by every
+//! kernel that produces compressed rows:
+//!   compress_accumulate  the softmax over one row's slots, reading tokens through a token source
+//!   compress_row         accumulate -> merge the slot groups -> RMSNorm -> RoPE -> Hadamard
+//! and compress_kernel, which stores the rows as FP32 (kernel 1 of the two-kernel write path). The
+//! fused write path / append kernel (kernels/append.cuh) quantizes the same compress_row result in
+//! the same pass, so the FP32 row either path quantizes has the same bits.
+//!
+//! Token sources. compress_accumulate asks a source for the kv / gate channels of token t (the
+//! position in the row's sequence): prefill_tokens reads row t of the projections; the append
+//! kernel's source reads new tokens from the projections and earlier ones from the carried state.
+//! The arithmetic never depends on where a token came from.
 //!
 //! Work split. A row group (kernels/row_group.cuh) of HEAD_DIM/4 threads owns one output row,
 //! 4 channels per thread, loading 4 consecutive input channels per access (16 B for FP32, 8 B for
@@ -16,7 +26,9 @@
 //!   chunk), then the groups' (max, sum, weighted sum) are merged through shared memory.
 //! Softmax: w = exp(z - max) with z = gate + bias (FP32 add), y = sum(w v) / sum(w) (IEEE
 //! division); CSA row 0 has no previous block: those slots carry z = -inf, weight exactly 0.
-//! All reductions run in a fixed order, so the output is deterministic.
+//! All reductions run in a fixed order, so the output is deterministic. Every product that meets
+//! an addition is written with an explicit rounding intrinsic (__fmul_rn / __fmaf_rn): no FMA
+//! contraction left to the compiler, so every kernel that inlines these functions gets the same bits.
 
 #include <cuda_bf16.h>
 
@@ -49,20 +61,38 @@ struct compress_layout {
   static_assert(slots % slot_groups == 0 && slots_per_group % chunk == 0, "slots split into whole chunks");
 };
 
+//! The epilogue arguments and bias of compress_row (device pointers, shared by all its kernels).
+template <class BiasT>
+struct compress_row_params {
+  const BiasT* position_bias = nullptr;  // [M, c*d] contiguous, or nullptr (zeros)
+  const float* norm_weight = nullptr;    // [d], or nullptr (no RMSNorm)
+  float eps = 1e-6f;                     // RMSNorm epsilon
+  rope_table_view rope;                  // cos/sin [max_pos, rope_dim/2]; rope_dim 0: no RoPE
+  bool hadamard = false;                 // rotate by H_d * d^-1/2 after RoPE
+};
+
+//! Token source of one prefill: token t is row t of kv / gate (read once: streaming loads).
+template <class InT>
+struct prefill_tokens {
+  const InT* kv = nullptr;      // [T, c*d], row stride kv_stride
+  std::int64_t kv_stride = 0;   // elements, % 4 == 0
+  const InT* gate = nullptr;    // [T, c*d], row stride gate_stride
+  std::int64_t gate_stride = 0; // elements, % 4 == 0
+
+  //! kv (v) and gate (z) channels [col, col + 4) of token t.
+  __device__ __forceinline__ void load(std::int64_t t, int col, float4& v, float4& z) const {
+    v = detail::load4_stream(kv + t * kv_stride + col);
+    z = detail::load4_stream(gate + t * gate_stride + col);
+  }
+};
+
 //! Arguments of compress_kernel (device pointers; shapes with n = rows, c = 1 + (M == 4)).
 template <class InT, class BiasT>
 struct compress_kernel_params {
-  const InT* kv = nullptr;                    // [n*M (+ tail), c*d], row stride kv_stride
-  std::int64_t kv_stride = 0;                 // elements, % 4 == 0
-  const InT* gate = nullptr;                  // [n*M (+ tail), c*d], row stride gate_stride
-  std::int64_t gate_stride = 0;               // elements, % 4 == 0
-  const BiasT* position_bias = nullptr;       // [M, c*d] contiguous, or nullptr (zeros)
-  const float* norm_weight = nullptr;         // [d], or nullptr (no RMSNorm)
-  float eps = 1e-6f;                          // RMSNorm epsilon
-  rope_table_view rope;                       // cos/sin [max_pos, rope_dim/2]; rope_dim 0: no RoPE
-  std::int64_t start_position = 0;            // row i at start_position + i*M ...
+  prefill_tokens<InT> tokens;                 // kv / gate [n*M (+ tail), c*d]
+  compress_row_params<BiasT> row;             // bias, norm, RoPE table, Hadamard
+  std::int64_t start_position = 0;            // row i rotates at start_position + i*M ...
   const std::int32_t* positions = nullptr;    // ... or at positions[i] ([n]) when non-null
-  bool hadamard = false;                      // rotate by H_d * d^-1/2 after RoPE
   float* out = nullptr;                       // [n, d], row stride out_stride
   std::int64_t out_stride = 0;                // elements, % 4 == 0
   std::int64_t rows = 0;                      // n
@@ -91,10 +121,31 @@ struct softmax_state {
   float m[vec_elems], s[vec_elems], a[vec_elems];
 };
 
-//! Runs the softmax over this thread's slots (group `group` of row `row`, channels 4*quad..+3).
-template <int M, int HEAD_DIM, class InT, class BiasT>
-__device__ __forceinline__ softmax_state compress_accumulate(const compress_kernel_params<InT, BiasT>& p,
-                                                             std::int64_t row, int quad, int group) {
+//! Where a thread of a compress CTA works: channels 4*quad .. 4*quad+3 of row group local_row,
+//! slot group `group`; `holder` threads (group 0, whole warps) finish the row.
+struct compress_thread {
+  int quad, group, local_row;
+  bool holder;
+};
+
+//! The compress_thread of thread `tid` of a compress_layout<M, HEAD_DIM> CTA.
+template <int M, int HEAD_DIM>
+__device__ __forceinline__ compress_thread compress_thread_of(int tid) {
+  using L = compress_layout<M, HEAD_DIM>;
+  compress_thread t;
+  t.quad = tid % L::channel_threads;
+  t.group = (tid / L::channel_threads) % L::slot_groups;
+  t.local_row = tid / (L::channel_threads * L::slot_groups);
+  t.holder = t.group == 0;
+  return t;
+}
+
+//! Runs the softmax over this thread's slots (group `group`, channels 4*quad..+3) of the row of
+//! block `block` (the block's index in its sequence: block 0 has no previous block). Tokens come
+//! from `tokens` (see prefill_tokens) by their position in the sequence.
+template <int M, int HEAD_DIM, class TOKENS, class BiasT>
+__device__ __forceinline__ softmax_state compress_accumulate(const TOKENS& tokens, const BiasT* position_bias,
+                                                             std::int64_t block, int quad, int group) {
   using L = compress_layout<M, HEAD_DIM>;
   softmax_state st;
 #pragma unroll
@@ -109,16 +160,14 @@ __device__ __forceinline__ softmax_state compress_accumulate(const compress_kern
       const int u = (L::overlap && slot >= M) ? slot - M : slot;  // bias row
       const int col = ((L::overlap && !previous) ? HEAD_DIM : 0) + vec_elems * quad;
       float4 zz, vv;
-      if (previous && row == 0) {  // absent slot: weight exactly 0
+      if (previous && block == 0) {  // absent slot: weight exactly 0
         const float ninf = bits_to_float(0xFF800000u);
         zz = make_float4(ninf, ninf, ninf, ninf);
         vv = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
       } else {
-        const std::int64_t token = (previous ? row - 1 : row) * M + u;
-        vv = load4_stream(p.kv + token * p.kv_stride + col);
-        zz = load4_stream(p.gate + token * p.gate_stride + col);
-        if (p.position_bias != nullptr) {
-          const float4 b = load4_cached(p.position_bias + u * L::width + col);
+        tokens.load((previous ? block - 1 : block) * M + u, col, vv, zz);
+        if (position_bias != nullptr) {
+          const float4 b = load4_cached(position_bias + u * L::width + col);
           zz = make_float4(zz.x + b.x, zz.y + b.y, zz.z + b.z, zz.w + b.w);
         }
       }
@@ -140,14 +189,14 @@ __device__ __forceinline__ softmax_state compress_accumulate(const compress_kern
       } else {  // rescale what was summed under the old max
         const float m_new = fmaxf(st.m[c], chunk_max);
         const float f = expf(st.m[c] - m_new);
-        st.s[c] *= f;
-        st.a[c] *= f;
+        st.s[c] = __fmul_rn(st.s[c], f);
+        st.a[c] = __fmul_rn(st.a[c], f);
         st.m[c] = m_new;
       }
 #pragma unroll
       for (int j = 0; j < L::chunk; ++j) {
         const float w = expf(z[j][c] - st.m[c]);
-        st.s[c] += w;
+        st.s[c] = __fadd_rn(st.s[c], w);
         st.a[c] = __fmaf_rn(w, v[j][c], st.a[c]);
       }
     }
@@ -155,53 +204,46 @@ __device__ __forceinline__ softmax_state compress_accumulate(const compress_kern
   return st;
 }
 
-}  // namespace detail
-
-//! One compressed row per row group; grid: ceil(n / compress_layout::rows_per_cta) CTAs of
-//! compress_layout::threads threads. The epilogue stages run when their argument is present
-//! (norm_weight, rope.rope_dim, hadamard), in the order of SPEC §2.
-template <int M, int HEAD_DIM, class InT, class BiasT>
-__global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads)
-    compress_kernel(const compress_kernel_params<InT, BiasT> p) {
+//! One compressed row, SPEC §3 then the epilogue stages `p` enables (§2 order): returns this
+//! thread's 4 channels (4*quad ..) of the row of block `block`, meaningful in holder threads of a
+//! row group with has_row. rope_pos: the row's RoPE position (read when RoPE is on and has_row).
+//! All threads of the CTA call it (it synchronises); has_row is uniform per row group.
+template <int M, int HEAD_DIM, class TOKENS, class BiasT>
+__device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compress_row_params<BiasT>& p,
+                                               std::int64_t block, std::int64_t rope_pos, bool has_row,
+                                               const compress_thread& t, compress_storage<M, HEAD_DIM>& smem) {
   using L = compress_layout<M, HEAD_DIM>;
   constexpr int ROWS = L::rows_per_cta;
-  __shared__ detail::compress_storage<M, HEAD_DIM> smem;
+  const int quad = t.quad, local_row = t.local_row;
 
-  const int quad = threadIdx.x % L::channel_threads;
-  const int group = (threadIdx.x / L::channel_threads) % L::slot_groups;
-  const int local_row = threadIdx.x / (L::channel_threads * L::slot_groups);
-  const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * ROWS + local_row;
-  const bool has_row = row < p.rows;  // uniform per row group
-  const bool holder = group == 0;     // the warps that finish the row (uniform per warp)
-
-  detail::softmax_state st{};
-  if (has_row) st = detail::compress_accumulate<M, HEAD_DIM>(p, row, quad, group);
+  softmax_state st{};
+  if (has_row) st = compress_accumulate<M, HEAD_DIM>(tokens, p.position_bias, block, quad, t.group);
 
   float4 y = make_float4(0.0f, 0.0f, 0.0f, 0.0f);  // this thread's 4 output channels
   if constexpr (L::slot_groups == 1) {
     if (has_row) y = make_float4(st.a[0] / st.s[0], st.a[1] / st.s[1], st.a[2] / st.s[2], st.a[3] / st.s[3]);
   } else {
     // Merge the slot groups: rescale each group's sums to the common max, add in group order.
-    smem.part.m[local_row][group][quad] = make_float4(st.m[0], st.m[1], st.m[2], st.m[3]);
-    smem.part.s[local_row][group][quad] = make_float4(st.s[0], st.s[1], st.s[2], st.s[3]);
-    smem.part.a[local_row][group][quad] = make_float4(st.a[0], st.a[1], st.a[2], st.a[3]);
+    smem.part.m[local_row][t.group][quad] = make_float4(st.m[0], st.m[1], st.m[2], st.m[3]);
+    smem.part.s[local_row][t.group][quad] = make_float4(st.s[0], st.s[1], st.s[2], st.s[3]);
+    smem.part.a[local_row][t.group][quad] = make_float4(st.a[0], st.a[1], st.a[2], st.a[3]);
     __syncthreads();
-    if (holder && has_row) {
+    if (t.holder && has_row) {
       float4 m = smem.part.m[local_row][0][quad];  // the channels' max over all groups
       for (int g = 1; g < L::slot_groups; ++g) {
         const float4 gm = smem.part.m[local_row][g][quad];
         m = make_float4(fmaxf(m.x, gm.x), fmaxf(m.y, gm.y), fmaxf(m.z, gm.z), fmaxf(m.w, gm.w));
       }
-      float s[detail::vec_elems] = {}, a[detail::vec_elems] = {};
+      float s[vec_elems] = {}, a[vec_elems] = {};
       for (int g = 0; g < L::slot_groups; ++g) {
         float4 gm = smem.part.m[local_row][g][quad];
         float4 gs = smem.part.s[local_row][g][quad];
         float4 ga = smem.part.a[local_row][g][quad];
 #pragma unroll
-        for (int c = 0; c < detail::vec_elems; ++c) {
-          const float f = expf(detail::component(gm, c) - detail::component(m, c));
-          s[c] = __fmaf_rn(detail::component(gs, c), f, s[c]);
-          a[c] = __fmaf_rn(detail::component(ga, c), f, a[c]);
+        for (int c = 0; c < vec_elems; ++c) {
+          const float f = expf(component(gm, c) - component(m, c));
+          s[c] = __fmaf_rn(component(gs, c), f, s[c]);
+          a[c] = __fmaf_rn(component(ga, c), f, a[c]);
         }
       }
       y = make_float4(a[0] / s[0], a[1] / s[1], a[2] / s[2], a[3] / s[3]);
@@ -210,25 +252,40 @@ __global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads)
 
   // RMSNorm: y * rsqrt(mean(y^2) + eps) * w, the mean over the whole row (a row-group sum).
   if (p.norm_weight != nullptr) {
-    const float sq = y.x * y.x + y.y * y.y + y.z * y.z + y.w * y.w;
-    const float total = detail::row_sum<HEAD_DIM, ROWS>(sq, local_row, quad, holder, smem.sum);
-    if (holder) {
-      const float inv_rms = 1.0f / sqrtf(total * (1.0f / HEAD_DIM) + p.eps);
-      const float4 w = detail::load4_cached(p.norm_weight + detail::vec_elems * quad);
+    const float sq = __fmaf_rn(y.w, y.w, __fmaf_rn(y.z, y.z, __fmaf_rn(y.y, y.y, __fmul_rn(y.x, y.x))));
+    const float total = row_sum<HEAD_DIM, ROWS>(sq, local_row, quad, t.holder, smem.sum);
+    if (t.holder) {
+      const float inv_rms = 1.0f / sqrtf(__fmaf_rn(total, 1.0f / HEAD_DIM, p.eps));
+      const float4 w = load4_cached(p.norm_weight + vec_elems * quad);
       y = make_float4(y.x * inv_rms * w.x, y.y * inv_rms * w.y, y.z * inv_rms * w.z, y.w * inv_rms * w.w);
     }
   }
   // RoPE on the last rope_dim channels (rope_dim % 4 == 0: a thread's 4 channels are all in or out).
-  if (p.rope.rope_dim != 0 && holder && has_row) {
-    const int offset = detail::vec_elems * quad - (HEAD_DIM - p.rope.rope_dim);
-    if (offset >= 0) {
-      const std::int64_t pos = detail::rope_row_position(p.positions, p.start_position, M, row);
-      y = detail::rope_apply4(y, p.rope, pos, offset);
-    }
+  if (p.rope.rope_dim != 0 && t.holder && has_row) {
+    const int offset = vec_elems * quad - (HEAD_DIM - p.rope.rope_dim);
+    if (offset >= 0) y = rope_apply4(y, p.rope, rope_pos, offset);
   }
-  if (p.hadamard) detail::row_hadamard<HEAD_DIM, ROWS>(y, local_row, quad, holder, smem.hadamard);
+  if (p.hadamard) row_hadamard<HEAD_DIM, ROWS>(y, local_row, quad, t.holder, smem.hadamard);
+  return y;
+}
 
-  if (holder && has_row) detail::store4(p.out + row * p.out_stride + detail::vec_elems * quad, y);
+}  // namespace detail
+
+//! One compressed row per row group, stored as FP32; grid: ceil(n / compress_layout::rows_per_cta)
+//! CTAs of compress_layout::threads threads. The epilogue stages run when their argument is present
+//! (norm_weight, rope.rope_dim, hadamard), in the order of SPEC §2.
+template <int M, int HEAD_DIM, class InT, class BiasT>
+__global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads)
+    compress_kernel(const compress_kernel_params<InT, BiasT> p) {
+  using L = compress_layout<M, HEAD_DIM>;
+  __shared__ detail::compress_storage<M, HEAD_DIM> smem;
+  const detail::compress_thread t = detail::compress_thread_of<M, HEAD_DIM>(threadIdx.x);
+  const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * L::rows_per_cta + t.local_row;
+  const bool has_row = row < p.rows;  // uniform per row group
+  const std::int64_t rope_pos =
+      (p.row.rope.rope_dim != 0 && has_row) ? detail::rope_row_position(p.positions, p.start_position, M, row) : 0;
+  const float4 y = detail::compress_row<M, HEAD_DIM>(p.tokens, p.row, row, rope_pos, has_row, t, smem);
+  if (t.holder && has_row) detail::store4(p.out + row * p.out_stride + detail::vec_elems * t.quad, y);
 }
 
 }  // namespace dsv4kv

@@ -8,7 +8,7 @@
 //! bit for bit, hence the scratch amax. Bytes equal ref::encode_fp8.
 //!
 //! Kernel 2 layout: one warp per row, a lane encodes 4 consecutive elements (16-byte load,
-//! 4-byte code store).
+//! 4-byte code store). That per-lane step (fp8_encode_quad) is also the fused write path's.
 
 #include <cstdint>
 
@@ -19,6 +19,21 @@
 #include "dsv4kv/numerics/convert_hw.cuh"
 
 namespace dsv4kv {
+namespace detail {
+
+//! SPEC §6: the E4M3 codes of 4 consecutive elements v of a row (element 4q in the low byte), given
+//! the row's amax and its scale in `mode`: zeros for a non-finite or all-zero row.
+__device__ __forceinline__ std::uint32_t fp8_encode_quad(float4 v, const row_amax& amax, const fp8_row_scale& scale,
+                                                         fp8_scale_mode mode) {
+  if (!amax.finite || amax.amax == 0.0f) return 0u;  // codes 0 (scale NaN or 0)
+  // Pairs through e4m3x2_encode: the cvt.rn.satfinite.e4m3x2 instruction on sm_89+, the same
+  // function as fp8_encode_element (numerics/convert_hw.cuh).
+  return static_cast<std::uint32_t>(e4m3x2_encode(fp8_scaled_element(v.x, scale, mode), fp8_scaled_element(v.y, scale, mode))) |
+         (static_cast<std::uint32_t>(e4m3x2_encode(fp8_scaled_element(v.z, scale, mode), fp8_scaled_element(v.w, scale, mode)))
+          << 16);
+}
+
+}  // namespace detail
 
 //! Scale policy of kernel 1 for FP8: the decode scale s of `mode` (NaN for a non-finite row).
 struct fp8_decode_scale {
@@ -45,21 +60,11 @@ __global__ void __launch_bounds__(THREADS) fp8_quantize_kernel(const fp8_quantiz
   const int lane = threadIdx.x % 32;
   const row_amax amax = detail::unpack_row_amax(p.row_amax[row]);
   const fp8_row_scale scale = fp8_row_scale_from_amax(amax, p.mode);
-  const bool zero_row = !amax.finite || amax.amax == 0.0f;  // codes 0 (scale 0 or NaN)
   const float* x = p.x + row * p.x_stride;                          // [d]
   std::uint8_t* codes = p.codes + row * fp8_code_bytes_per_row(p.d);  // [d]
   for (std::int64_t q = lane; q < p.d / detail::vec_elems; q += 32) {
     const float4 v = detail::load4_stream(x + detail::vec_elems * q);
-    std::uint32_t packed = 0;
-    if (!zero_row) {
-      // Pairs through e4m3x2_encode: the cvt.rn.satfinite.e4m3x2 instruction on sm_89+, the same
-      // function as fp8_encode_element (numerics/convert_hw.cuh).
-      packed = static_cast<std::uint32_t>(e4m3x2_encode(fp8_scaled_element(v.x, scale, p.mode),
-                                                        fp8_scaled_element(v.y, scale, p.mode))) |
-               (static_cast<std::uint32_t>(e4m3x2_encode(fp8_scaled_element(v.z, scale, p.mode),
-                                                         fp8_scaled_element(v.w, scale, p.mode)))
-                << 16);
-    }
+    const std::uint32_t packed = detail::fp8_encode_quad(v, amax, scale, p.mode);
     *reinterpret_cast<std::uint32_t*>(codes + detail::vec_elems * q) = packed;
   }
 }

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-//! Kernel 1 of the two-kernel quantize chain (SPEC §5, the seed's compute_amax_gsa_fp32): one warp
-//! per FP32 row computes the NaN-aware row amax, writes it to an FP32 scratch buffer for kernel 2,
-//! and writes the row's decode scale (NVFP4 g or FP8 s) through a scale policy. No host sync.
+//! Row amax (SPEC §5 step 1) as device building blocks (warp and row-group merges, also used by
+//! the fused write path) and as kernel 1 of the two-kernel quantize chain (the seed's
+//! compute_amax_gsa_fp32): one warp per FP32 row computes the NaN-aware row amax, writes it to an
+//! FP32 scratch buffer for kernel 2, and writes the row's decode scale (NVFP4 g or FP8 s) through
+//! a scale policy. No host sync.
 //!
 //! Scratch encoding: amax for a finite row, NaN for a row holding NaN or ±Inf. Kernel 2 rebuilds
 //! the same row_amax from it (unpack_row_amax) and calls the same scale recipe, so both kernels
@@ -11,6 +13,7 @@
 #include <cstdint>
 
 #include "dsv4kv/formats/nvfp4_encoding.hpp"
+#include "dsv4kv/kernels/row_group.cuh"
 #include "dsv4kv/kernels/vector_io.cuh"
 #include "dsv4kv/numerics/float_bits.hpp"
 
@@ -39,6 +42,28 @@ __device__ __forceinline__ row_amax warp_merge_amax(row_amax a) {
     row_amax other;
     other.amax = __shfl_xor_sync(0xFFFFFFFFu, a.amax, offset);
     a.merge(other);
+  }
+  return a;
+}
+
+//! The row_amax of the row held by row group `local_row` (kernels/row_group.cuh) from each
+//! thread's partial `a`: warp butterflies, then the warps' results through shared memory (as the
+//! packed scratch value, pack_row_amax). Max is exact, so every participating thread gets the
+//! row's amax and finiteness, whatever the order. All threads of the CTA call it (it synchronises
+//! when a row spans several warps); `participates` is uniform per warp.
+template <int HEAD_DIM, int ROWS>
+__device__ __forceinline__ row_amax row_merge_amax(row_amax a, int local_row, int quad, bool participates,
+                                                   typename row_group<HEAD_DIM, ROWS>::sum_storage& smem) {
+  using G = row_group<HEAD_DIM, ROWS>;
+  if (participates) a = warp_merge_amax(a);
+  if constexpr (G::warps > 1) {
+    if (participates && (quad % 32) == 0) smem.partial[local_row][quad / 32] = pack_row_amax(a);
+    __syncthreads();
+    if (participates) {
+#pragma unroll
+      for (int w = 0; w < G::warps; ++w) a.merge(unpack_row_amax(smem.partial[local_row][w]));
+    }
+    __syncthreads();  // smem may be reused right after
   }
   return a;
 }

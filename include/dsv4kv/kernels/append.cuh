@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+//! append_kernel<M, HEAD_DIM, InT, BiasT, WRITER>: the fused write path. One pass over the new
+//! tokens' projections does compress -> RMSNorm -> RoPE -> (Hadamard) -> quantize, each row's amax
+//! inside its CTA (no cross-CTA synchronisation), over a batch of segments (several sequences at
+//! any positions, SPEC §7) with a per-sequence FP32 state carrying the tokens later rows need
+//! (append_model.hpp). A one-shot prefill is the same kernel with one segment at position 0 and
+//! no state: one code path for prefill, chunked prefill and decode.
+//!
+//! Rows. Every row is compress_row (kernels/compress.cuh, the code the two-kernel path runs) over
+//! a token source that reads token q of the sequence from the projections when q >= p (the
+//! segment's position) and from the state's ring otherwise; the quantizer is the two-kernel
+//! chain's per-lane step (nvfp4_encode_quad / fp8_encode_quad) with the row amax merged inside the
+//! row group. So the bytes equal the two-kernel chain's, and do not depend on the chunking.
+//!
+//! Grid. Segment s owns the CTAs [base(s), base(s+1)) with base(s) = floor(cu[s] / (M*ROWS)) + s:
+//! enough for the floor(L/M) + 1 rows it can emit, ROWS rows per CTA, starting at a CTA boundary.
+//! A CTA finds its segment by a THREADS-ary search over base() (one round for B <= THREADS).
+//! Grid: floor(total_tokens / (M*ROWS)) + B CTAs, plus one that checks cu_seqlens as a whole;
+//! so a captured launch serves any metadata with cu[B] <= total_tokens. With no cu_seqlens (a
+//! prefill) the grid is ceil(rows / ROWS) CTAs of the single segment.
+//!
+//! State. Only a segment's first CTA reads the state (only its first row, and for CSA its second,
+//! read tokens before p: both are in that CTA), and that same CTA writes the new state after a
+//! barrier: the new tokens the next append needs, into their ring rows, then the header. No other
+//! CTA touches the state, so there is no race; two segments must not share a state slot.
+//!
+//! Device-side metadata errors (the host cannot see device metadata without a sync), raised into
+//! error_flags (append_model.hpp bits) when it is non-null:
+//!   - cu_seqlens not non-decreasing in [0, total_tokens]: always raised (the extra CTA scans it);
+//!     a segment whose own bounds are bad writes nothing; with a broken cu_seqlens which rows of
+//!     other segments are written is unspecified (never out of bounds);
+//!   - negative position, position + length > 2^31 - 1: the segment writes nothing;
+//!   - state slot outside [-1, slots), or a state that does not continue at p (header), or -1
+//!     where a row needs the state: the rows that read the state are not written and the state is
+//!     left as it was; rows made only of new tokens are written;
+//!   - a row's pool slot outside [-1, pool rows): that row is not written (-1: skipped silently).
+
+#include <cstdint>
+
+#include "dsv4kv/append_model.hpp"
+#include "dsv4kv/formats/fp8_encoding.hpp"
+#include "dsv4kv/formats/fp8_rows.hpp"
+#include "dsv4kv/formats/nvfp4_encoding.hpp"
+#include "dsv4kv/formats/nvfp4_rows.hpp"
+#include "dsv4kv/kernels/compress.cuh"
+#include "dsv4kv/kernels/quantize_fp8.cuh"
+#include "dsv4kv/kernels/quantize_nvfp4.cuh"
+#include "dsv4kv/kernels/row_amax.cuh"
+#include "dsv4kv/kernels/row_group.cuh"
+#include "dsv4kv/kernels/vector_io.cuh"
+
+namespace dsv4kv {
+
+//! Row writer of append_kernel into an NVFP4 pool (SPEC §5).
+struct nvfp4_pool_writer {
+  std::uint8_t* codes = nullptr;         // [rows, d/2], 2-byte aligned
+  std::uint8_t* block_scales = nullptr;  // [rows, d/16]
+  float* global_scales = nullptr;        // [rows]
+  std::int64_t rows = 0;                 // pool rows
+
+  //! Writes this thread's 4 channels (quad) of a row into pool row `slot`, given the row's amax.
+  //! Called by whole warps (shuffles).
+  template <int HEAD_DIM>
+  __device__ __forceinline__ void write(std::int64_t slot, float4 y, const row_amax& amax, int quad) const {
+    const nvfp4_row_scale scale = nvfp4_row_scale_from_amax(amax);
+    const detail::nvfp4_quad e = detail::nvfp4_encode_quad(y, amax, scale);
+    detail::nvfp4_store_quad(codes + slot * nvfp4_code_bytes_per_row(HEAD_DIM),
+                             block_scales + slot * nvfp4_scale_bytes_per_row(HEAD_DIM), quad, e);
+    if (quad == 0) global_scales[slot] = scale.decode;
+  }
+};
+
+//! Row writer of append_kernel into an FP8-E4M3 pool (SPEC §6).
+struct fp8_pool_writer {
+  std::uint8_t* codes = nullptr;  // [rows, d], 4-byte aligned
+  float* scales = nullptr;        // [rows]
+  std::int64_t rows = 0;          // pool rows
+  fp8_scale_mode mode = fp8_scale_mode::fp32;
+
+  template <int HEAD_DIM>
+  __device__ __forceinline__ void write(std::int64_t slot, float4 y, const row_amax& amax, int quad) const {
+    const fp8_row_scale scale = fp8_row_scale_from_amax(amax, mode);
+    *reinterpret_cast<std::uint32_t*>(codes + slot * fp8_code_bytes_per_row(HEAD_DIM) + detail::vec_elems * quad) =
+        detail::fp8_encode_quad(y, amax, scale, mode);
+    if (quad == 0) scales[slot] = scale.decode;
+  }
+};
+
+//! Arguments of append_kernel (device pointers; c = 1 + (M == 4), W = c*d).
+template <class InT, class BiasT, class WRITER>
+struct append_kernel_params {
+  prefill_tokens<InT> input;                  // the new tokens' kv / gate [total_tokens, W], by global index
+  std::int64_t total_tokens = 0;
+  compress_row_params<BiasT> row;             // bias, norm, RoPE table, Hadamard
+  std::int64_t segments = 1;                  // B
+  const std::int32_t* cu_seqlens = nullptr;   // [B+1], or nullptr: one segment, all tokens at position 0
+  const std::int32_t* positions = nullptr;    // [B] position of each segment's first token
+  const std::int32_t* state_slots = nullptr;  // [B] state slot of each segment or -1; nullptr: none
+  const std::int32_t* slot_mapping = nullptr; // [total_tokens] pool row per block-ending token, -1 skips;
+                                              //   nullptr: the row of block i goes to pool row i (prefill)
+  std::int64_t rope_start = 0;                // the row of block i rotates at rope_start + i*M ...
+  const std::int32_t* rope_positions = nullptr;  // ... or at rope_positions[i] when non-null (prefill)
+  std::uint8_t* state = nullptr;              // [state_count, append_state_bytes(M, d)]
+  std::int64_t state_count = 0;
+  WRITER out;                                 // the pool
+  std::uint32_t* error_flags = nullptr;       // [1] OR of append_error_* bits, or nullptr
+};
+
+namespace detail {
+
+//! Threads per CTA, rows per CTA of append_kernel<M, HEAD_DIM> (compress_layout's).
+template <int M, int HEAD_DIM>
+using append_layout = compress_layout<M, HEAD_DIM>;
+
+//! Shared memory of append_kernel.
+template <int M, int HEAD_DIM>
+struct append_storage {
+  compress_storage<M, HEAD_DIM> compress;
+  typename row_group<HEAD_DIM, append_layout<M, HEAD_DIM>::rows_per_cta>::sum_storage amax;
+};
+
+//! Token source of one segment: token q of the sequence is input row tok0 + (q - position) when
+//! q >= position, else ring row append_state_ring_row(M, q) of the state (FP32, written by an
+//! earlier launch: ordinary loads).
+template <int M, class InT>
+struct segment_tokens {
+  prefill_tokens<InT> input;
+  std::int64_t tok0 = 0;            // global index of the segment's first token
+  std::int64_t position = 0;        // its position in the sequence
+  const float* ring_kv = nullptr;   // [R, W] or nullptr (no state)
+  const float* ring_gate = nullptr; // [R, W]
+  std::int64_t width = 0;           // W
+
+  __device__ __forceinline__ void load(std::int64_t q, int col, float4& v, float4& z) const {
+    if (q >= position) {
+      input.load(tok0 + (q - position), col, v, z);
+    } else {
+      const std::int64_t r = append_state_ring_row(M, q) * width + col;
+      v = load4(ring_kv + r);
+      z = load4(ring_gate + r);
+    }
+  }
+};
+
+//! Where a CTA works: its segment's tokens, position and state, and its index among the segment's CTAs.
+struct segment_work {
+  bool active = false;         // false: nothing to do (past the last segment, empty segment, error)
+  std::int64_t index = 0;      // segment s
+  std::int64_t tok0 = 0;       // global index of its first token
+  std::int64_t position = 0;   // p
+  std::int64_t length = 0;     // L
+  std::int64_t cta = 0;        // this CTA's index among the segment's
+  std::int64_t state_slot = -1;
+};
+
+__device__ __forceinline__ void raise_append_error(std::uint32_t* flags, std::uint32_t bits) {
+  if (flags != nullptr) atomicOr(flags, bits);
+}
+
+//! First CTA of segment s: floor(cu[s] / (M*ROWS)) + s (cu[s] >= 0 assumed; a negative one is an
+//! error the caller reports, and only has to keep the search in bounds).
+template <int M, int ROWS>
+__device__ __forceinline__ std::int64_t segment_cta_base(const std::int32_t* cu, std::int64_t s) {
+  const std::int64_t c = __ldg(cu + s);
+  return (c >= 0 ? c / (M * ROWS) : 0) + s;
+}
+
+//! The segment of CTA `cta`: the largest s in [0, B) with base(s) <= cta, -1 if none, by a
+//! THREADS-ary search (each round one probe per thread and one __syncthreads_count). All threads
+//! of the CTA call it and get the same answer.
+template <int M, int ROWS, int THREADS>
+__device__ __forceinline__ std::int64_t find_segment(const std::int32_t* cu, std::int64_t segments, std::int64_t cta) {
+  std::int64_t lo = 0, hi = segments - 1;  // the answer is in [lo - 1, hi]
+  while (true) {
+    const std::int64_t span = hi - lo + 1;
+    const std::int64_t stride = span > THREADS ? (span + THREADS - 1) / THREADS : 1;
+    const std::int64_t probe = lo + static_cast<std::int64_t>(threadIdx.x) * stride;
+    const bool below = probe <= hi && segment_cta_base<M, ROWS>(cu, probe) <= cta;
+    const std::int64_t count = __syncthreads_count(below);
+    if (count == 0) return lo - 1;
+    if (stride == 1) return lo + count - 1;
+    lo += (count - 1) * stride;
+    hi = lo + stride - 1 < hi ? lo + stride - 1 : hi;
+  }
+}
+
+//! Scans cu_seqlens [B+1] for the rule "non-decreasing within [0, total_tokens]" (the extra CTA).
+template <int THREADS>
+__device__ __forceinline__ void check_cu_seqlens(const std::int32_t* cu, std::int64_t segments, std::int64_t total,
+                                                 std::uint32_t* flags) {
+  bool bad = false;
+  for (std::int64_t s = threadIdx.x; s <= segments; s += THREADS) {
+    const std::int64_t c = __ldg(cu + s);
+    bad = bad || c < 0 || c > total || (s > 0 && __ldg(cu + s - 1) > c);
+  }
+  if (bad) raise_append_error(flags, append_error_cu_seqlens);
+}
+
+//! Resolves the segment CTA `blockIdx.x` works on, raising segment-level metadata errors.
+template <int M, int ROWS, int THREADS, class P>
+__device__ __forceinline__ segment_work resolve_segment(const P& p) {
+  segment_work w;
+  const std::int64_t cta = blockIdx.x;
+  if (p.cu_seqlens == nullptr) {  // one segment: a prefill from position 0, no state
+    w.active = true;
+    w.length = p.total_tokens;
+    w.cta = cta;
+    return w;
+  }
+  if (cta == static_cast<std::int64_t>(gridDim.x) - 1) {  // the extra CTA
+    check_cu_seqlens<THREADS>(p.cu_seqlens, p.segments, p.total_tokens, p.error_flags);
+    return w;
+  }
+  const std::int64_t s = find_segment<M, ROWS, THREADS>(p.cu_seqlens, p.segments, cta);
+  if (s < 0) return w;
+  const std::int64_t begin = __ldg(p.cu_seqlens + s), end = __ldg(p.cu_seqlens + s + 1);
+  if (begin < 0 || end < begin || end > p.total_tokens) {  // bad bounds: the whole segment is skipped
+    if (threadIdx.x == 0 && cta == segment_cta_base<M, ROWS>(p.cu_seqlens, s)) {
+      raise_append_error(p.error_flags, append_error_cu_seqlens);
+    }
+    return w;
+  }
+  w.cta = cta - (begin / (M * ROWS) + s);
+  if (cta >= end / (M * ROWS) + s + 1 || end == begin) return w;  // past the segment's CTAs, or empty
+  w.index = s;
+  w.tok0 = begin;
+  w.length = end - begin;
+  w.position = __ldg(p.positions + s);
+  if (w.position < 0 || w.position + w.length > 0x7FFFFFFFll) {
+    if (threadIdx.x == 0 && w.cta == 0) raise_append_error(p.error_flags, append_error_position);
+    return w;
+  }
+  w.state_slot = p.state_slots != nullptr ? __ldg(p.state_slots + s) : -1;
+  w.active = true;
+  return w;
+}
+
+}  // namespace detail
+
+//! The fused write path over segments. Grid: see the file comment; compress_layout<M, HEAD_DIM>
+//! threads per CTA. WRITER: nvfp4_pool_writer or fp8_pool_writer.
+template <int M, int HEAD_DIM, class InT, class BiasT, class WRITER>
+__global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads)
+    append_kernel(const append_kernel_params<InT, BiasT, WRITER> p) {
+  using L = compress_layout<M, HEAD_DIM>;
+  constexpr int ROWS = L::rows_per_cta;
+  constexpr int THREADS = L::threads;
+  __shared__ detail::append_storage<M, HEAD_DIM> smem;
+  const detail::compress_thread t = detail::compress_thread_of<M, HEAD_DIM>(threadIdx.x);
+
+  const detail::segment_work w = detail::resolve_segment<M, ROWS, THREADS>(p);
+  if (!w.active) return;  // uniform per CTA
+
+  // The state: read (by rows before p) and written only by the segment's first CTA.
+  std::uint8_t* state = nullptr;  // [append_state_bytes(M, HEAD_DIM)] of this segment's sequence
+  bool state_ok = false;          // the state continues at p: its ring may be read
+  if (w.cta == 0 && w.state_slot >= 0 && w.state_slot < p.state_count) {
+    state = p.state + w.state_slot * append_state_bytes(M, HEAD_DIM);
+    const append_state_header* h = reinterpret_cast<const append_state_header*>(state);
+    state_ok = w.position == 0 || (h->next_position == w.position && h->tag == append_state_tag(M, HEAD_DIM));
+  }
+  if (w.cta == 0 && threadIdx.x == 0) {
+    const bool missing = w.state_slot == -1 && append_segment_needs_state(M, w.position, w.length);
+    std::uint32_t bits = 0;
+    if (w.state_slot < -1 || w.state_slot >= p.state_count || missing) bits |= append_error_state_slot;
+    if (state != nullptr && !state_ok) bits |= append_error_state_mismatch;
+    if (bits != 0) detail::raise_append_error(p.error_flags, bits);
+  }
+  constexpr std::int64_t width = compress_input_width(M, HEAD_DIM);  // W
+  constexpr std::int64_t ring_floats = append_state_ring_tokens(M) * width;
+  float* ring_kv = state_ok ? reinterpret_cast<float*>(state + append_state_header_bytes) : nullptr;  // [R, W]
+  float* ring_gate = state_ok ? ring_kv + ring_floats : nullptr;                                       // [R, W]
+
+  // This row group's row: block `block` of the sequence.
+  const std::int64_t first_block = w.position / M, end_block = (w.position + w.length) / M;
+  const std::int64_t block = first_block + w.cta * ROWS + t.local_row;
+  bool has_row = block < end_block;
+  if (has_row && append_row_first_token(M, block) < w.position && !state_ok) has_row = false;  // needs the state
+  std::int64_t slot = -1;  // pool row
+  std::int64_t rope_pos = 0;
+  if (has_row) {
+    const std::int64_t last = w.tok0 + ((block + 1) * M - 1 - w.position);  // global index of its last token
+    slot = p.slot_mapping != nullptr ? static_cast<std::int64_t>(__ldg(p.slot_mapping + last)) : block;
+    if (p.row.rope.rope_dim != 0) {
+      rope_pos = p.rope_positions != nullptr ? static_cast<std::int64_t>(__ldg(p.rope_positions + block))
+                                             : p.rope_start + block * M;
+    }
+  }
+
+  detail::segment_tokens<M, InT> tokens;
+  tokens.input = p.input;
+  tokens.tok0 = w.tok0;
+  tokens.position = w.position;
+  tokens.ring_kv = ring_kv;
+  tokens.ring_gate = ring_gate;
+  tokens.width = width;
+  const float4 y = detail::compress_row<M, HEAD_DIM>(tokens, p.row, block, rope_pos, has_row, t, smem.compress);
+
+  // Quantize: the row's amax over the row group, then each thread's 4 channels.
+  row_amax a;
+  if (t.holder && has_row) {
+    a.add(y.x);
+    a.add(y.y);
+    a.add(y.z);
+    a.add(y.w);
+  }
+  a = detail::row_merge_amax<HEAD_DIM, ROWS>(a, t.local_row, t.quad, t.holder, smem.amax);
+  if (t.holder && has_row) {
+    if (slot >= 0 && slot < p.out.rows) {
+      p.out.template write<HEAD_DIM>(slot, y, a, t.quad);
+    } else if (slot != -1 && t.quad == 0) {
+      detail::raise_append_error(p.error_flags, append_error_pool_slot);
+    }
+  }
+
+  // The new state (first CTA only, after every read of the old one): the new tokens the next
+  // append needs into their ring rows, then the header.
+  if (w.cta != 0 || state == nullptr || !state_ok) return;  // uniform per CTA
+  __syncthreads();
+  const std::int64_t end = w.position + w.length;
+  const std::int64_t first_kept = append_state_first_kept(M, end);
+  const std::int64_t from = first_kept > w.position ? first_kept : w.position;  // first new token kept
+  float* kv_out = reinterpret_cast<float*>(state + append_state_header_bytes);  // [R, W]
+  float* gate_out = kv_out + ring_floats;                                         // [R, W]
+  constexpr std::int64_t quads = width / detail::vec_elems;                       // per token
+  for (std::int64_t i = threadIdx.x; i < (end - from) * quads; i += THREADS) {
+    const std::int64_t q = from + i / quads;                      // token position
+    const int col = static_cast<int>(i % quads) * detail::vec_elems;
+    float4 v, z;
+    p.input.load(w.tok0 + (q - w.position), col, v, z);
+    const std::int64_t r = append_state_ring_row(M, q) * width + col;
+    detail::store4(kv_out + r, v);
+    detail::store4(gate_out + r, z);
+  }
+  if (threadIdx.x == 0) {
+    append_state_header* h = reinterpret_cast<append_state_header*>(state);
+    *h = append_state_header{end, append_state_tag(M, HEAD_DIM), 0u};
+  }
+}
+
+//! Zeroes the header of each state slot named in slots[count] (out-of-range names are skipped).
+//! Grid: ceil(count / THREADS) CTAs of THREADS threads.
+template <int THREADS>
+__global__ void __launch_bounds__(THREADS)
+    append_state_reset_kernel(std::uint8_t* state, std::int64_t state_count, std::int64_t slot_bytes,
+                              const std::int32_t* slots, std::int64_t count) {
+  const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * THREADS + threadIdx.x;
+  if (i >= count) return;
+  const std::int64_t s = __ldg(slots + i);
+  if (s < 0 || s >= state_count) return;
+  *reinterpret_cast<append_state_header*>(state + s * slot_bytes) = append_state_header{0, 0u, 0u};
+}
+
+}  // namespace dsv4kv

@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: Apache-2.0
+// Host-side validation of append metadata (include/dsv4kv/append_model.hpp): the kernel's device
+// checks, on host copies, plus the duplicate checks only the host can afford.
+#include "dsv4kv/append_model.hpp"
+
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace dsv4kv {
+namespace {
+
+// Records `bits` for segment s (the first offending segment is kept).
+void raise(append_metadata_report& r, std::int64_t s, std::uint32_t bits) {
+  if (r.errors == 0) r.segment = s;
+  r.errors |= bits;
+}
+
+}  // namespace
+
+status validate_append_metadata(const append_metadata& m, int ratio, std::int64_t state_slot_count,
+                                std::int64_t pool_rows, append_metadata_report* report) {
+  append_metadata_report r;
+  const auto finish = [&](status st) {
+    if (report != nullptr) *report = r;
+    return st;
+  };
+  if (ratio != csa_ratio && ratio != hca_ratio) return finish(status::unsupported_shape);
+  if (m.segments < 0 || m.total_tokens < 0 || state_slot_count < 0 || pool_rows < 0) {
+    return finish(status::invalid_argument);
+  }
+  if (m.segments == 0) return finish(status::ok);
+  if (m.cu_seqlens == nullptr || m.positions == nullptr || (m.total_tokens > 0 && m.slot_mapping == nullptr)) {
+    return finish(status::null_pointer);
+  }
+  constexpr std::int64_t max_position = std::numeric_limits<std::int32_t>::max();
+  std::vector<std::int64_t> state_owner(static_cast<std::size_t>(state_slot_count), -1);  // segment per state slot
+  std::vector<std::uint8_t> pool_used(static_cast<std::size_t>(pool_rows), 0);
+  for (std::int64_t s = 0; s < m.segments; ++s) {
+    const std::int64_t begin = m.cu_seqlens[s], end = m.cu_seqlens[s + 1];
+    if (begin < 0 || end < begin || end > m.total_tokens) {
+      raise(r, s, append_error_cu_seqlens);
+      continue;
+    }
+    const std::int64_t length = end - begin, position = m.positions[s];
+    if (length == 0) continue;  // an empty segment is ignored
+    if (position < 0 || position + length > max_position) {
+      raise(r, s, append_error_position);
+      continue;
+    }
+    const std::int64_t slot = m.state_slots != nullptr ? m.state_slots[s] : -1;
+    if (slot < -1 || slot >= state_slot_count ||
+        (slot == -1 && append_segment_needs_state(ratio, position, length))) {
+      raise(r, s, append_error_state_slot);
+    } else if (slot >= 0) {
+      if (state_owner[static_cast<std::size_t>(slot)] >= 0) raise(r, s, append_error_duplicate_state);
+      state_owner[static_cast<std::size_t>(slot)] = s;
+    }
+    // The rows: blocks ending inside [position, position + length).
+    for (std::int64_t block = position / ratio; block < (position + length) / ratio; ++block) {
+      const std::int64_t token = begin + ((block + 1) * ratio - 1 - position);  // global index of its last token
+      const std::int64_t pool_slot = m.slot_mapping[token];
+      if (pool_slot == -1) continue;
+      if (pool_slot < -1 || pool_slot >= pool_rows) {
+        raise(r, s, append_error_pool_slot);
+        continue;
+      }
+      if (pool_used[static_cast<std::size_t>(pool_slot)] != 0) raise(r, s, append_error_duplicate_pool);
+      pool_used[static_cast<std::size_t>(pool_slot)] = 1;
+    }
+  }
+  return finish(r.errors == 0 ? status::ok : status::invalid_argument);
+}
+
+}  // namespace dsv4kv
