@@ -21,12 +21,20 @@ status dispatch_hadamard_width(std::int64_t d, F&& f) {
   return status::unsupported_shape;
 }
 
-}  // namespace
-
-status hadamard_rotate(tensor_view<float> rows, cudaStream_t stream) {
+// The validation of hadamard_rotate(): status::ok exactly when it launches (or has no rows).
+status check_hadamard_rotate(tensor_view<float> rows) {
   DSV4KV_RETURN_IF_ERROR(detail::check_view(rows));
   DSV4KV_RETURN_IF_ERROR(dispatch_hadamard_width(rows.cols, [](auto) { return status::ok; }));
   if (!detail::is_aligned(rows.data, 16) || rows.row_stride % detail::vec_elems != 0) return status::misaligned;
+  return status::ok;
+}
+
+}  // namespace
+
+status can_implement_hadamard_rotate(tensor_view<float> rows) noexcept { return check_hadamard_rotate(rows); }
+
+status hadamard_rotate(tensor_view<float> rows, cudaStream_t stream) {
+  DSV4KV_RETURN_IF_ERROR(check_hadamard_rotate(rows));
   if (rows.rows == 0) return status::ok;
   hadamard_kernel_params k;
   k.rows = rows.data;

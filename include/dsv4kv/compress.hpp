@@ -40,4 +40,9 @@ struct compress_params {
 template <class IN, class BIAS>
 [[nodiscard]] status compress(const compress_params<IN, BIAS>& p, tensor_view<float> out, cudaStream_t stream);
 
+//! The validation of compress() alone (CUTLASS's can_implement): the status compress() returns
+//! before it launches; ok when it would launch. Host only: reads no pointed-to memory, no CUDA call.
+template <class IN, class BIAS>
+[[nodiscard]] status can_implement_compress(const compress_params<IN, BIAS>& p, tensor_view<float> out) noexcept;
+
 }  // namespace dsv4kv

@@ -10,7 +10,8 @@
 //! byte and returns:
 //!   invalid_argument   negative sizes, an output / index shape that does not match, a stride
 //!                      smaller than a row, d not a valid row width (NVFP4: a positive multiple of
-//!                      16; FP8: positive), more than 2^31 - 1 output rows, overlapping tokens;
+//!                      16; FP8: positive), more than 2^31 - 1 output rows, overlapping tokens, an
+//!                      array over 2^50 bytes or wrapping the address space;
 //!   null_pointer       a pointer that would be read or written is null;
 //!   misaligned         NVFP4 codes not 4-byte aligned, FP8 codes not 8-byte aligned, a float or
 //!                      int32 array not 4-byte aligned, the output or its strides not 16-byte aligned
@@ -90,5 +91,47 @@ struct batched_rows_view {
 //! FP32 output variant of dequant_fp8_selected_batched.
 [[nodiscard]] status dequant_fp8_selected_batched(const_fp8_rows in, tensor_view<const std::int32_t> indices,
                                                   batched_rows_view<float> out, cudaStream_t stream);
+
+// --- validation only (CUTLASS's can_implement) ---------------------------------------------------
+// Each returns the status the dequant call of the same name and arguments returns before it
+// launches: ok exactly when that call would launch (or has no work). Host only: reads no
+// pointed-to memory and calls no CUDA API, so any pointer values may be passed.
+
+//! Validation of dequant_nvfp4(in, out, stream).
+[[nodiscard]] status can_implement_dequant_nvfp4(const_nvfp4_rows in, tensor_view<bf16_bits> out) noexcept;
+//! Validation of dequant_nvfp4(in, out, stream), FP32 output.
+[[nodiscard]] status can_implement_dequant_nvfp4(const_nvfp4_rows in, tensor_view<float> out) noexcept;
+//! Validation of dequant_fp8(in, out, stream).
+[[nodiscard]] status can_implement_dequant_fp8(const_fp8_rows in, tensor_view<bf16_bits> out) noexcept;
+//! Validation of dequant_fp8(in, out, stream), FP32 output.
+[[nodiscard]] status can_implement_dequant_fp8(const_fp8_rows in, tensor_view<float> out) noexcept;
+//! Validation of dequant_nvfp4_selected(in, indices, out, stream).
+[[nodiscard]] status can_implement_dequant_nvfp4_selected(const_nvfp4_rows in, span<const std::int32_t> indices,
+                                                          tensor_view<bf16_bits> out) noexcept;
+//! Validation of dequant_nvfp4_selected(in, indices, out, stream), FP32 output.
+[[nodiscard]] status can_implement_dequant_nvfp4_selected(const_nvfp4_rows in, span<const std::int32_t> indices,
+                                                          tensor_view<float> out) noexcept;
+//! Validation of dequant_fp8_selected(in, indices, out, stream).
+[[nodiscard]] status can_implement_dequant_fp8_selected(const_fp8_rows in, span<const std::int32_t> indices,
+                                                        tensor_view<bf16_bits> out) noexcept;
+//! Validation of dequant_fp8_selected(in, indices, out, stream), FP32 output.
+[[nodiscard]] status can_implement_dequant_fp8_selected(const_fp8_rows in, span<const std::int32_t> indices,
+                                                        tensor_view<float> out) noexcept;
+//! Validation of dequant_nvfp4_selected_batched(in, indices, out, stream).
+[[nodiscard]] status can_implement_dequant_nvfp4_selected_batched(const_nvfp4_rows in,
+                                                                  tensor_view<const std::int32_t> indices,
+                                                                  batched_rows_view<bf16_bits> out) noexcept;
+//! Validation of dequant_nvfp4_selected_batched(in, indices, out, stream), FP32 output.
+[[nodiscard]] status can_implement_dequant_nvfp4_selected_batched(const_nvfp4_rows in,
+                                                                  tensor_view<const std::int32_t> indices,
+                                                                  batched_rows_view<float> out) noexcept;
+//! Validation of dequant_fp8_selected_batched(in, indices, out, stream).
+[[nodiscard]] status can_implement_dequant_fp8_selected_batched(const_fp8_rows in,
+                                                                tensor_view<const std::int32_t> indices,
+                                                                batched_rows_view<bf16_bits> out) noexcept;
+//! Validation of dequant_fp8_selected_batched(in, indices, out, stream), FP32 output.
+[[nodiscard]] status can_implement_dequant_fp8_selected_batched(const_fp8_rows in,
+                                                                tensor_view<const std::int32_t> indices,
+                                                                batched_rows_view<float> out) noexcept;
 
 }  // namespace dsv4kv

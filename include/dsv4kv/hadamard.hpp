@@ -14,4 +14,8 @@ namespace dsv4kv {
 //! by the Sylvester-ordered Hadamard matrix scaled by d^-1/2. d in {128, 512}, else unsupported_shape.
 [[nodiscard]] status hadamard_rotate(tensor_view<float> rows, cudaStream_t stream);
 
+//! The validation of hadamard_rotate() alone (CUTLASS's can_implement): the status it returns
+//! before it launches; ok when it would launch. Host only: reads no pointed-to memory, no CUDA call.
+[[nodiscard]] status can_implement_hadamard_rotate(tensor_view<float> rows) noexcept;
+
 }  // namespace dsv4kv

@@ -21,4 +21,9 @@ namespace dsv4kv {
 [[nodiscard]] status quantize_fp8(tensor_view<const float> x, fp8_scale_mode mode, fp8_rows out, float* row_amax,
                                   cudaStream_t stream);
 
+//! The validation of quantize_fp8() alone (CUTLASS's can_implement): the status it returns before
+//! it launches; ok when it would launch. Host only: reads no pointed-to memory, no CUDA call.
+[[nodiscard]] status can_implement_quantize_fp8(tensor_view<const float> x, fp8_scale_mode mode, fp8_rows out,
+                                                const float* row_amax) noexcept;
+
 }  // namespace dsv4kv

@@ -20,4 +20,9 @@ namespace dsv4kv {
 //! No output may overlap x or another output (status::aliasing). n == 0 launches nothing.
 [[nodiscard]] status quantize_nvfp4(tensor_view<const float> x, nvfp4_rows out, float* row_amax, cudaStream_t stream);
 
+//! The validation of quantize_nvfp4() alone (CUTLASS's can_implement): the status it returns
+//! before it launches; ok when it would launch. Host only: reads no pointed-to memory, no CUDA call.
+[[nodiscard]] status can_implement_quantize_nvfp4(tensor_view<const float> x, nvfp4_rows out,
+                                                  const float* row_amax) noexcept;
+
 }  // namespace dsv4kv

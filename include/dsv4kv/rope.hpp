@@ -24,7 +24,11 @@ struct rope_params {
 };
 
 //! Rotates the last rope_dim channels of each row of `rows` [n, d] (FP32 device, 16-byte aligned,
-//! row stride % 4 == 0) in place. Prefill positions past the table -> invalid_argument.
+//! d % 4 == 0, row stride % 4 == 0) in place. Prefill positions past the table -> invalid_argument.
 [[nodiscard]] status rope(tensor_view<float> rows, const rope_params& p, cudaStream_t stream);
+
+//! The validation of rope() alone (CUTLASS's can_implement): the status rope() returns before it
+//! launches; ok when it would launch. Host only: reads no pointed-to memory, calls no CUDA API.
+[[nodiscard]] status can_implement_rope(tensor_view<float> rows, const rope_params& p) noexcept;
 
 }  // namespace dsv4kv

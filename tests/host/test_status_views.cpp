@@ -2,6 +2,8 @@
 // status.hpp, views/, formats/ sizes, compress geometry and detail/view_checks.hpp.
 #include <catch2/catch.hpp>
 
+#include <cstdint>
+#include <limits>
 #include <set>
 #include <string>
 #include <type_traits>
@@ -131,4 +133,35 @@ TEST_CASE("view checks: byte ranges of views and row formats", "[views][checks]"
   CHECK(!detail::overlaps_any({bytes + 264, 8}, fr));
   float fl[12];
   CHECK(detail::range_of(tensor_view<float>{fl, 2, 3, 5}).bytes == 32);
+}
+
+TEST_CASE("view checks: array limits, no overflow, no wrap", "[views][checks]") {
+  constexpr std::int64_t big = std::numeric_limits<std::int64_t>::max();
+  float* p = reinterpret_cast<float*>(std::uintptr_t{1} << 40);  // never dereferenced
+  CHECK(detail::fits_array(detail::max_array_bytes / 4, 4));
+  CHECK(!detail::fits_array(detail::max_array_bytes / 4 + 1, 4));
+  CHECK(!detail::fits_array(-1, 4));
+  CHECK(detail::fits_array(big, 0));
+  CHECK(detail::addressable(p, detail::max_array_bytes));
+  CHECK(!detail::addressable(p, detail::max_array_bytes + 1));
+  CHECK(detail::addressable(reinterpret_cast<void*>(~std::uintptr_t{0} - 16), 16));   // one past the end: 2^64 - 1
+  CHECK(!detail::addressable(reinterpret_cast<void*>(~std::uintptr_t{0} - 15), 16));  // one past the end: 2^64
+  // Extents: exact below the limit, -1 above it, whatever the sizes (no signed overflow).
+  CHECK(detail::bounded_extent_elements<float>(3, 4, 10) == 24);
+  CHECK(detail::bounded_extent_elements<float>(1, 4, big) == 4);  // one row: the stride is unused
+  CHECK(detail::bounded_extent_elements<float>(2, 4, big) == -1);
+  CHECK(detail::bounded_extent_elements<float>(big, big, big) == -1);
+  CHECK(detail::check_view(tensor_view<float>{p, 1, 4, big}) == status::ok);
+  CHECK(detail::check_view(tensor_view<float>{p, big, 4, 4}) == status::invalid_argument);
+  CHECK(detail::check_view(tensor_view<float>{nullptr, big, big, big}) == status::invalid_argument);
+  CHECK(detail::check_view(tensor_view<float>{reinterpret_cast<float*>(~std::uintptr_t{0} - 63), 4, 4, 4}) ==
+        status::invalid_argument);
+  // Row formats: the three (two) arrays within the limit and the address space.
+  CHECK(detail::check_storage(nvfp4_rows{reinterpret_cast<std::uint8_t*>(p), reinterpret_cast<std::uint8_t*>(p),
+                                         p, std::int64_t{1} << 40, 512}) == status::ok);
+  CHECK(detail::check_storage(nvfp4_rows{nullptr, nullptr, nullptr, big, 512}) == status::invalid_argument);
+  CHECK(detail::check_storage(nvfp4_rows{nullptr, nullptr, nullptr, 4, -16}) == status::invalid_argument);
+  CHECK(detail::check_storage(fp8_rows{nullptr, nullptr, 2, big}) == status::invalid_argument);
+  CHECK(detail::check_storage(fp8_rows{reinterpret_cast<std::uint8_t*>(~std::uintptr_t{0} - 255), p, 2, 128}) ==
+        status::invalid_argument);
 }

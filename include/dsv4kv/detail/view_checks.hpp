@@ -14,18 +14,50 @@
 
 namespace dsv4kv::detail {
 
-//! A view is well formed when its extents are non-negative, its stride covers a row, and its
-//! pointer is non-null whenever it holds elements.
+//! Largest number of bytes one array of a call may span: 2^50 (1 PiB), beyond any GPU's memory.
+//! Validation rejects larger arrays with invalid_argument, so no size, extent or end address it
+//! computes can overflow int64 or wrap the address space.
+inline constexpr std::int64_t max_array_bytes = std::int64_t{1} << 50;
+
+//! True when `count` elements of `elem_bytes` bytes each fit max_array_bytes (false if negative).
+[[nodiscard]] constexpr bool fits_array(std::int64_t count, std::int64_t elem_bytes) noexcept {
+  return count >= 0 && elem_bytes >= 0 && (elem_bytes == 0 || count <= max_array_bytes / elem_bytes);
+}
+
+//! True when [data, data + bytes) can exist: 0 <= bytes <= max_array_bytes and the end does not
+//! wrap past the top of the address space.
+[[nodiscard]] inline bool addressable(const void* data, std::int64_t bytes) noexcept {
+  if (bytes < 0 || bytes > max_array_bytes) return false;
+  return reinterpret_cast<std::uintptr_t>(data) <= UINTPTR_MAX - static_cast<std::uintptr_t>(bytes);
+}
+
+//! Elements of a view [rows, cols] with `row_stride` from its first to one past its last element,
+//! or -1 when its bytes would exceed max_array_bytes. Requires rows, cols >= 0, row_stride >= cols.
 template <class T>
-[[nodiscard]] constexpr status check_view(const tensor_view<T>& v) noexcept {
+[[nodiscard]] constexpr std::int64_t bounded_extent_elements(std::int64_t rows, std::int64_t cols,
+                                                             std::int64_t row_stride) noexcept {
+  if (rows == 0 || cols == 0) return 0;
+  constexpr std::int64_t limit = max_array_bytes / static_cast<std::int64_t>(sizeof(T));
+  if (cols > limit || rows - 1 > (limit - cols) / row_stride) return -1;
+  return (rows - 1) * row_stride + cols;
+}
+
+//! A view is well formed when its extents are non-negative, its stride covers a row, its bytes fit
+//! max_array_bytes without wrapping the address space (else invalid_argument), and its pointer is
+//! non-null whenever it holds elements (else null_pointer).
+template <class T>
+[[nodiscard]] status check_view(const tensor_view<T>& v) noexcept {
   if (v.rows < 0 || v.cols < 0 || v.row_stride < v.cols) return status::invalid_argument;
-  if (v.rows > 0 && v.cols > 0 && v.data == nullptr) return status::null_pointer;
+  const std::int64_t extent = bounded_extent_elements<T>(v.rows, v.cols, v.row_stride);
+  if (extent < 0) return status::invalid_argument;
+  if (extent > 0 && v.data == nullptr) return status::null_pointer;
+  if (!addressable(v.data, extent * static_cast<std::int64_t>(sizeof(T)))) return status::invalid_argument;
   return status::ok;
 }
 
 //! check_view() plus the exact extents [rows, cols].
 template <class T>
-[[nodiscard]] constexpr status check_view(const tensor_view<T>& v, std::int64_t rows, std::int64_t cols) noexcept {
+[[nodiscard]] status check_view(const tensor_view<T>& v, std::int64_t rows, std::int64_t cols) noexcept {
   DSV4KV_RETURN_IF_ERROR(check_view(v));
   return (v.rows == rows && v.cols == cols) ? status::ok : status::invalid_argument;
 }
@@ -100,6 +132,33 @@ template <class B, class F>
 [[nodiscard]] std::array<byte_range, 2> fp8_ranges(const basic_fp8_rows<B, F>& r) noexcept {
   const fp8_buffer_sizes s = r.sizes();
   return {{{r.codes, s.codes}, {r.scales, s.scales}}};
+}
+
+//! The arrays of `rows` NVFP4 rows of width d can exist: rows, d >= 0 and each array addressable
+//! (else invalid_argument). Width rules and null pointers are the caller's to check.
+template <class B, class F>
+[[nodiscard]] status check_storage(const basic_nvfp4_rows<B, F>& r) noexcept {
+  if (r.rows < 0 || r.d < 0 || !fits_array(r.rows, nvfp4_code_bytes_per_row(r.d)) ||
+      !fits_array(r.rows, static_cast<std::int64_t>(sizeof(float)))) {
+    return status::invalid_argument;
+  }
+  for (const byte_range& a : nvfp4_ranges(r)) {
+    if (!addressable(a.data, a.bytes)) return status::invalid_argument;
+  }
+  return status::ok;
+}
+
+//! The arrays of `rows` FP8 rows of width d can exist (see check_storage of NVFP4 rows).
+template <class B, class F>
+[[nodiscard]] status check_storage(const basic_fp8_rows<B, F>& r) noexcept {
+  if (r.rows < 0 || r.d < 0 || !fits_array(r.rows, fp8_code_bytes_per_row(r.d)) ||
+      !fits_array(r.rows, static_cast<std::int64_t>(sizeof(float)))) {
+    return status::invalid_argument;
+  }
+  for (const byte_range& a : fp8_ranges(r)) {
+    if (!addressable(a.data, a.bytes)) return status::invalid_argument;
+  }
+  return status::ok;
 }
 
 }  // namespace dsv4kv::detail
