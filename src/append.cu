@@ -24,8 +24,8 @@ nvfp4_pool_writer writer_of(const nvfp4_rows& out) {
 }
 fp8_pool_writer writer_of(const fp8_rows& out, fp8_scale_mode mode) { return {out.codes, out.scales, out.rows, mode}; }
 
-// Launches append_kernel<m, d> for kernel arguments k over `ctas(rows_per_cta)` CTAs.
-template <class InT, class BiasT, class WRITER, class CTAS>
+// Launches append_kernel<m, d, ..., SEGMENTS> for kernel arguments k over `ctas(rows_per_cta)` CTAs.
+template <bool SEGMENTS, class InT, class BiasT, class WRITER, class CTAS>
 status launch_append_kernel(int ratio, std::int64_t d, const append_kernel_params<InT, BiasT, WRITER>& k, CTAS&& ctas,
                             cudaStream_t stream) {
   return dispatch_compress_shape(ratio, d, [&](auto m, auto dd) {
@@ -33,7 +33,7 @@ status launch_append_kernel(int ratio, std::int64_t d, const append_kernel_param
     using L = compress_layout<M, D>;
     const std::int64_t grid = ctas(L::rows_per_cta);
     if (grid == 0) return status::ok;
-    append_kernel<M, D, InT, BiasT, WRITER><<<static_cast<unsigned>(grid), L::threads, 0, stream>>>(k);
+    append_kernel<M, D, InT, BiasT, WRITER, SEGMENTS><<<static_cast<unsigned>(grid), L::threads, 0, stream>>>(k);
     return last_launch_status();
   });
 }
@@ -61,7 +61,7 @@ template <class IN, class BIAS, class WRITER>
 status launch_fused_prefill(const compress_params<IN, BIAS>& p, std::int64_t rows, std::int64_t d, const WRITER& out,
                             cudaStream_t stream) {
   if (rows == 0) return status::ok;
-  return launch_append_kernel(p.ratio, d, prefill_kernel_params(p, out),
+  return launch_append_kernel<false>(p.ratio, d, prefill_kernel_params(p, out),
                               [&](int rows_per_cta) { return (rows + rows_per_cta - 1) / rows_per_cta; }, stream);
 }
 
@@ -148,7 +148,7 @@ template <class IN, class BIAS, class WRITER>
 status launch_append(const append_params<IN, BIAS>& p, std::int64_t d, const WRITER& out, cudaStream_t stream) {
   if (p.segments == 0 || p.kv.rows == 0) return status::ok;
   const std::int64_t n = p.kv.rows, b = p.segments, m = p.ratio;
-  return launch_append_kernel(p.ratio, d, append_kernel_params_of(p, out),
+  return launch_append_kernel<true>(p.ratio, d, append_kernel_params_of(p, out),
                               [&](int rows_per_cta) { return n / (m * rows_per_cta) + b + 1; }, stream);
 }
 

@@ -17,8 +17,10 @@
 //! enough for the floor(L/M) + 1 rows it can emit, ROWS rows per CTA, starting at a CTA boundary.
 //! A CTA finds its segment by a THREADS-ary search over base() (one round for B <= THREADS).
 //! Grid: floor(total_tokens / (M*ROWS)) + B CTAs, plus one that checks cu_seqlens as a whole;
-//! so a captured launch serves any metadata with cu[B] <= total_tokens. With no cu_seqlens (a
-//! prefill) the grid is ceil(rows / ROWS) CTAs of the single segment.
+//! so a captured launch serves any metadata with cu[B] <= total_tokens. A prefill is the
+//! SEGMENTS = false instantiation: one segment at position 0, no state, cu_seqlens / positions /
+//! state unread (compiled out, which frees the registers for a third CSA CTA per SM); its grid is
+//! ceil(rows / ROWS) CTAs.
 //!
 //! State. Only a segment's first CTA reads the state (only its first row, and for CSA its second,
 //! read tokens before p: both are in that CTA), and that same CTA writes the new state after a
@@ -94,7 +96,7 @@ struct append_kernel_params {
   std::int64_t total_tokens = 0;
   compress_row_params<BiasT> row;             // bias, norm, RoPE table, Hadamard
   std::int64_t segments = 1;                  // B
-  const std::int32_t* cu_seqlens = nullptr;   // [B+1], or nullptr: one segment, all tokens at position 0
+  const std::int32_t* cu_seqlens = nullptr;   // [B+1] (SEGMENTS; otherwise one segment, all tokens at position 0)
   const std::int32_t* positions = nullptr;    // [B] position of each segment's first token
   const std::int32_t* state_slots = nullptr;  // [B] state slot of each segment or -1; nullptr: none
   const std::int32_t* slot_mapping = nullptr; // [total_tokens] pool row per block-ending token, -1 skips;
@@ -113,6 +115,19 @@ namespace detail {
 template <int M, int HEAD_DIM>
 using append_layout = compress_layout<M, HEAD_DIM>;
 
+//! Resident CTAs per SM append_kernel<..., SEGMENTS> is compiled for (it caps the registers at
+//! 65536 / (threads * this)). Prefill: compress_kernel's (CSA 3: <= 80 registers, no spills, 24
+//! warps of loads in flight per SM; at 2 the kernel is latency-bound at ~2/3 of compress_kernel's
+//! bandwidth). CSA segments: 2 (the segment and state bookkeeping does not fit 80 registers
+//! without spills). DSV4KV_APPEND_PREFILL_CSA_MIN_CTAS overrides the CSA prefill figure for A/B
+//! benchmarks (2: the occupancy before).
+#ifndef DSV4KV_APPEND_PREFILL_CSA_MIN_CTAS
+#define DSV4KV_APPEND_PREFILL_CSA_MIN_CTAS 3
+#endif
+template <int M, bool SEGMENTS>
+inline constexpr int append_min_ctas =
+    !compress_overlaps(M) ? compress_min_ctas<M> : SEGMENTS ? 2 : DSV4KV_APPEND_PREFILL_CSA_MIN_CTAS;
+
 //! Shared memory of append_kernel.
 template <int M, int HEAD_DIM>
 struct append_storage {
@@ -121,25 +136,31 @@ struct append_storage {
 };
 
 //! Token source of one segment: token q of the sequence is input row tok0 + (q - position) when
-//! q >= position, else ring row append_state_ring_row(M, q) of the state (FP32, written by an
-//! earlier launch: ordinary loads).
-template <int M, class InT>
+//! q >= position, else (RING) ring row append_state_ring_row(M, q) of the state (FP32, written by
+//! an earlier launch: ordinary loads). Without RING every token it is asked for is a new one (the
+//! CTA reads no state): no per-token branch on the load path.
+template <int M, class InT, bool RING>
 struct segment_tokens {
   prefill_tokens<InT> input;
   std::int64_t tok0 = 0;            // global index of the segment's first token
   std::int64_t position = 0;        // its position in the sequence
-  const float* ring_kv = nullptr;   // [R, W] or nullptr (no state)
-  const float* ring_gate = nullptr; // [R, W]
+  const float* ring_kv = nullptr;   // [R, W] (RING)
+  const float* ring_gate = nullptr; // [R, W] (RING)
   std::int64_t width = 0;           // W
 
   __device__ __forceinline__ void load(std::int64_t q, int col, float4& v, float4& z) const {
-    if (q >= position) {
+    if (!RING || q >= position) {
       input.load(tok0 + (q - position), col, v, z);
     } else {
       const std::int64_t r = append_state_ring_row(M, q) * width + col;
       v = load4(ring_kv + r);
       z = load4(ring_gate + r);
     }
+  }
+
+  //! L2 hint for a later load(q, col) (new tokens only; the ring is small).
+  __device__ __forceinline__ void prefetch(std::int64_t q, int col) const {
+    if (!RING || q >= position) input.prefetch(tok0 + (q - position), col);
   }
 };
 
@@ -198,11 +219,11 @@ __device__ __forceinline__ void check_cu_seqlens(const std::int32_t* cu, std::in
 }
 
 //! Resolves the segment CTA `blockIdx.x` works on, raising segment-level metadata errors.
-template <int M, int ROWS, int THREADS, class P>
+template <int M, int ROWS, int THREADS, bool SEGMENTS, class P>
 __device__ __forceinline__ segment_work resolve_segment(const P& p) {
   segment_work w;
   const std::int64_t cta = blockIdx.x;
-  if (p.cu_seqlens == nullptr) {  // one segment: a prefill from position 0, no state
+  if constexpr (!SEGMENTS) {  // one segment: a prefill from position 0, no state
     w.active = true;
     w.length = p.total_tokens;
     w.cta = cta;
@@ -212,9 +233,19 @@ __device__ __forceinline__ segment_work resolve_segment(const P& p) {
     check_cu_seqlens<THREADS>(p.cu_seqlens, p.segments, p.total_tokens, p.error_flags);
     return w;
   }
+  // Warm L1 with the lines of positions / state_slots the search's probes cover (all of them
+  // when B <= THREADS): the segment's metadata loads below then hit instead of adding a round trip.
+  if (threadIdx.x < p.segments) {
+    const std::int64_t i = threadIdx.x * ((p.segments + THREADS - 1) / THREADS);  // [0, B)
+    prefetch_l1(p.positions + i);
+    if (p.state_slots != nullptr) prefetch_l1(p.state_slots + i);
+  }
   const std::int64_t s = find_segment<M, ROWS, THREADS>(p.cu_seqlens, p.segments, cta);
   if (s < 0) return w;
+  // All of the segment's metadata in one round trip (s < B: every load is in bounds).
   const std::int64_t begin = __ldg(p.cu_seqlens + s), end = __ldg(p.cu_seqlens + s + 1);
+  const std::int64_t position = __ldg(p.positions + s);
+  const std::int64_t state_slot = p.state_slots != nullptr ? __ldg(p.state_slots + s) : -1;
   if (begin < 0 || end < begin || end > p.total_tokens) {  // bad bounds: the whole segment is skipped
     if (threadIdx.x == 0 && cta == segment_cta_base<M, ROWS>(p.cu_seqlens, s)) {
       raise_append_error(p.error_flags, append_error_cu_seqlens);
@@ -226,12 +257,12 @@ __device__ __forceinline__ segment_work resolve_segment(const P& p) {
   w.index = s;
   w.tok0 = begin;
   w.length = end - begin;
-  w.position = __ldg(p.positions + s);
+  w.position = position;
   if (w.position < 0 || w.position + w.length > 0x7FFFFFFFll) {
     if (threadIdx.x == 0 && w.cta == 0) raise_append_error(p.error_flags, append_error_position);
     return w;
   }
-  w.state_slot = p.state_slots != nullptr ? __ldg(p.state_slots + s) : -1;
+  w.state_slot = state_slot;
   w.active = true;
   return w;
 }
@@ -239,9 +270,10 @@ __device__ __forceinline__ segment_work resolve_segment(const P& p) {
 }  // namespace detail
 
 //! The fused write path over segments. Grid: see the file comment; compress_layout<M, HEAD_DIM>
-//! threads per CTA. WRITER: nvfp4_pool_writer or fp8_pool_writer.
-template <int M, int HEAD_DIM, class InT, class BiasT, class WRITER>
-__global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads)
+//! threads per CTA. WRITER: nvfp4_pool_writer or fp8_pool_writer. SEGMENTS: false for a prefill
+//! (one segment at position 0, no state; the metadata arguments are not read).
+template <int M, int HEAD_DIM, class InT, class BiasT, class WRITER, bool SEGMENTS>
+__global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads, detail::append_min_ctas<M, SEGMENTS>)
     append_kernel(const append_kernel_params<InT, BiasT, WRITER> p) {
   using L = compress_layout<M, HEAD_DIM>;
   constexpr int ROWS = L::rows_per_cta;
@@ -249,37 +281,23 @@ __global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads)
   __shared__ detail::append_storage<M, HEAD_DIM> smem;
   const detail::compress_thread t = detail::compress_thread_of<M, HEAD_DIM>(threadIdx.x);
 
-  const detail::segment_work w = detail::resolve_segment<M, ROWS, THREADS>(p);
+  const detail::segment_work w = detail::resolve_segment<M, ROWS, THREADS, SEGMENTS>(p);
   if (!w.active) return;  // uniform per CTA
 
   // The state: read (by rows before p) and written only by the segment's first CTA.
   std::uint8_t* state = nullptr;  // [append_state_bytes(M, HEAD_DIM)] of this segment's sequence
-  bool state_ok = false;          // the state continues at p: its ring may be read
-  if (w.cta == 0 && w.state_slot >= 0 && w.state_slot < p.state_count) {
+  if (SEGMENTS && w.cta == 0 && w.state_slot >= 0 && w.state_slot < p.state_count) {
     state = p.state + w.state_slot * append_state_bytes(M, HEAD_DIM);
-    const append_state_header* h = reinterpret_cast<const append_state_header*>(state);
-    state_ok = w.position == 0 || (h->next_position == w.position && h->tag == append_state_tag(M, HEAD_DIM));
   }
-  if (w.cta == 0 && threadIdx.x == 0) {
-    const bool missing = w.state_slot == -1 && append_segment_needs_state(M, w.position, w.length);
-    std::uint32_t bits = 0;
-    if (w.state_slot < -1 || w.state_slot >= p.state_count || missing) bits |= append_error_state_slot;
-    if (state != nullptr && !state_ok) bits |= append_error_state_mismatch;
-    if (bits != 0) detail::raise_append_error(p.error_flags, bits);
-  }
-  constexpr std::int64_t width = compress_input_width(M, HEAD_DIM);  // W
-  constexpr std::int64_t ring_floats = append_state_ring_tokens(M) * width;
-  float* ring_kv = state_ok ? reinterpret_cast<float*>(state + append_state_header_bytes) : nullptr;  // [R, W]
-  float* ring_gate = state_ok ? ring_kv + ring_floats : nullptr;                                       // [R, W]
 
-  // This row group's row: block `block` of the sequence.
+  // This row group's row: block `block` of the sequence. Its pool row and RoPE position are
+  // loaded before the state header is looked at, so the loads overlap (in bounds: block < end_block).
   const std::int64_t first_block = w.position / M, end_block = (w.position + w.length) / M;
   const std::int64_t block = first_block + w.cta * ROWS + t.local_row;
-  bool has_row = block < end_block;
-  if (has_row && append_row_first_token(M, block) < w.position && !state_ok) has_row = false;  // needs the state
+  const bool in_segment = block < end_block;
   std::int64_t slot = -1;  // pool row
   std::int64_t rope_pos = 0;
-  if (has_row) {
+  if (in_segment) {
     const std::int64_t last = w.tok0 + ((block + 1) * M - 1 - w.position);  // global index of its last token
     slot = p.slot_mapping != nullptr ? static_cast<std::int64_t>(__ldg(p.slot_mapping + last)) : block;
     if (p.row.rope.rope_dim != 0) {
@@ -287,15 +305,40 @@ __global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads)
                                              : p.rope_start + block * M;
     }
   }
+  bool state_ok = false;  // the state continues at p: its ring may be read
+  if (state != nullptr) {
+    const append_state_header* h = reinterpret_cast<const append_state_header*>(state);
+    state_ok = w.position == 0 || (h->next_position == w.position && h->tag == append_state_tag(M, HEAD_DIM));
+  }
+  if (SEGMENTS && w.cta == 0 && threadIdx.x == 0) {
+    const bool missing = w.state_slot == -1 && append_segment_needs_state(M, w.position, w.length);
+    std::uint32_t bits = 0;
+    if (w.state_slot < -1 || w.state_slot >= p.state_count || missing) bits |= append_error_state_slot;
+    if (state != nullptr && !state_ok) bits |= append_error_state_mismatch;
+    if (bits != 0) detail::raise_append_error(p.error_flags, bits);
+  }
+  // A row that reads tokens before p needs the state.
+  const bool has_row = in_segment && (append_row_first_token(M, block) >= w.position || state_ok);
 
-  detail::segment_tokens<M, InT> tokens;
-  tokens.input = p.input;
-  tokens.tok0 = w.tok0;
-  tokens.position = w.position;
-  tokens.ring_kv = ring_kv;
-  tokens.ring_gate = ring_gate;
-  tokens.width = width;
-  const float4 y = detail::compress_row<M, HEAD_DIM>(tokens, p.row, block, rope_pos, has_row, t, smem.compress);
+  // The rows. Only a CTA whose first row reads tokens before p (the segment's first CTA, with a
+  // valid state) needs the ring token source; for CSA every other CTA reads new tokens through the
+  // branch-free source (HCA keeps one source: two copies of its 512-thread row spill at its
+  // 128-register cap). Both run the same compress_row.
+  constexpr std::int64_t width = compress_input_width(M, HEAD_DIM);  // W
+  constexpr std::int64_t ring_floats = append_state_ring_tokens(M) * width;
+  const bool reads_ring = state_ok && append_row_first_token(M, first_block) < w.position;  // uniform per CTA
+  float4 y;  // this thread's 4 channels of its row
+  if (SEGMENTS && (reads_ring || !compress_overlaps(M))) {
+    // HCA without a valid state reads no ring token: has_row is false for the rows that would.
+    const float* ring_kv =
+        state != nullptr ? reinterpret_cast<const float*>(state + append_state_header_bytes) : nullptr;  // [R, W]
+    const float* ring_gate = state != nullptr ? ring_kv + ring_floats : nullptr;                        // [R, W]
+    const detail::segment_tokens<M, InT, true> tokens{p.input, w.tok0, w.position, ring_kv, ring_gate, width};
+    y = detail::compress_row<M, HEAD_DIM>(tokens, p.row, block, rope_pos, has_row, t, smem.compress);
+  } else {
+    const detail::segment_tokens<M, InT, false> tokens{p.input, w.tok0, w.position, nullptr, nullptr, width};
+    y = detail::compress_row<M, HEAD_DIM>(tokens, p.row, block, rope_pos, has_row, t, smem.compress);
+  }
 
   // Quantize: the row's amax over the row group, then each thread's 4 channels.
   row_amax a;
@@ -324,14 +367,27 @@ __global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads)
   float* kv_out = reinterpret_cast<float*>(state + append_state_header_bytes);  // [R, W]
   float* gate_out = kv_out + ring_floats;                                         // [R, W]
   constexpr std::int64_t quads = width / detail::vec_elems;                       // per token
-  for (std::int64_t i = threadIdx.x; i < (end - from) * quads; i += THREADS) {
-    const std::int64_t q = from + i / quads;                      // token position
-    const int col = static_cast<int>(i % quads) * detail::vec_elems;
-    float4 v, z;
-    p.input.load(w.tok0 + (q - w.position), col, v, z);
-    const std::int64_t r = append_state_ring_row(M, q) * width + col;
-    detail::store4(kv_out + r, v);
-    detail::store4(gate_out + r, z);
+  // BATCH loads in flight per thread before their stores (HCA keeps up to 127 tokens: 32 quads per
+  // thread, 8 round trips instead of 32; 8 spills at the 128-register cap on sm_100a).
+  constexpr int BATCH = 4;
+  const std::int64_t count = (end - from) * quads;  // quads to copy
+  for (std::int64_t base = threadIdx.x; base < count; base += BATCH * THREADS) {
+    float4 v[BATCH], z[BATCH];  // kv / gate channels of quad base + b*THREADS
+#pragma unroll
+    for (int b = 0; b < BATCH; ++b) {
+      const std::int64_t i = base + b * THREADS;
+      const int col = static_cast<int>(i % quads) * detail::vec_elems;
+      if (i < count) p.input.load(w.tok0 + (from + i / quads - w.position), col, v[b], z[b]);
+    }
+#pragma unroll
+    for (int b = 0; b < BATCH; ++b) {
+      const std::int64_t i = base + b * THREADS;
+      if (i < count) {
+        const std::int64_t r = append_state_ring_row(M, from + i / quads) * width + (i % quads) * detail::vec_elems;
+        detail::store4(kv_out + r, v[b]);
+        detail::store4(gate_out + r, z[b]);
+      }
+    }
   }
   if (threadIdx.x == 0) {
     append_state_header* h = reinterpret_cast<append_state_header*>(state);

@@ -61,6 +61,14 @@ struct compress_layout {
   static_assert(slots % slot_groups == 0 && slots_per_group % chunk == 0, "slots split into whole chunks");
 };
 
+//! Resident CTAs per SM compress_kernel<M, ...> is compiled for (__launch_bounds__'s second
+//! argument; it caps the registers at 65536 / (threads * this)): 3 for CSA (<= 80 registers: 24
+//! warps of loads in flight per SM; the row is latency-bound below that); 0 (no minimum) for HCA,
+//! whose 512 threads fit once per SM anyway (an explicit 1 makes ptxas spill). The append
+//! kernel's prefill instantiation uses the same figure.
+template <int M>
+inline constexpr int compress_min_ctas = compress_overlaps(M) ? 3 : 0;
+
 //! The epilogue arguments and bias of compress_row (device pointers, shared by all its kernels).
 template <class BiasT>
 struct compress_row_params {
@@ -83,6 +91,12 @@ struct prefill_tokens {
   __device__ __forceinline__ void load(std::int64_t t, int col, float4& v, float4& z) const {
     v = detail::load4_stream(kv + t * kv_stride + col);
     z = detail::load4_stream(gate + t * gate_stride + col);
+  }
+
+  //! L2 hint for a later load(t, col).
+  __device__ __forceinline__ void prefetch(std::int64_t t, int col) const {
+    detail::prefetch_l2(kv + t * kv_stride + col);
+    detail::prefetch_l2(gate + t * gate_stride + col);
   }
 };
 
@@ -140,6 +154,15 @@ __device__ __forceinline__ compress_thread compress_thread_of(int tid) {
   return t;
 }
 
+//! Whether compress_accumulate first hints all but the first chunk of its tokens into L2 (HCA,
+//! the only layout with several chunks per slot group: its 512-thread rows cannot keep two chunks
+//! of loads in registers, so each chunk's loads wait for the previous chunk's; with the hint they
+//! hit L2 while HBM streams the row). A scheduling hint only: the arithmetic is the same either
+//! way. DSV4KV_COMPRESS_L2_PREFETCH=0 turns it off for A/B benchmarks.
+#ifndef DSV4KV_COMPRESS_L2_PREFETCH
+#define DSV4KV_COMPRESS_L2_PREFETCH 1
+#endif
+
 //! Runs the softmax over this thread's slots (group `group`, channels 4*quad..+3) of the row of
 //! block `block` (the block's index in its sequence: block 0 has no previous block). Tokens come
 //! from `tokens` (see prefill_tokens) by their position in the sequence.
@@ -148,6 +171,13 @@ __device__ __forceinline__ softmax_state compress_accumulate(const TOKENS& token
                                                              std::int64_t block, int quad, int group) {
   using L = compress_layout<M, HEAD_DIM>;
   softmax_state st;
+  if (DSV4KV_COMPRESS_L2_PREFETCH && L::slots_per_group > L::chunk) {  // the later chunks' tokens
+    static_assert(L::slots_per_group == L::chunk || !L::overlap, "several chunks only without overlap");
+#pragma unroll 1
+    for (int j = L::chunk; j < L::slots_per_group; ++j) {  // HCA: slot u is token u of the block
+      tokens.prefetch(block * M + group * L::slots_per_group + j, vec_elems * quad);
+    }
+  }
 #pragma unroll
   for (int k = 0; k < L::slots_per_group / L::chunk; ++k) {
     float z[L::chunk][vec_elems], v[L::chunk][vec_elems];  // scores and values of this chunk
@@ -219,6 +249,15 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
   softmax_state st{};
   if (has_row) st = compress_accumulate<M, HEAD_DIM>(tokens, p.position_bias, block, quad, t.group);
 
+  // The epilogue's small operands (norm weight, RoPE entries), loaded now: their latency overlaps
+  // the slot-group merge and the row sum's barrier instead of adding a round trip per stage.
+  float4 norm_w = make_float4(0.0f, 0.0f, 0.0f, 0.0f);  // this thread's 4 norm weights
+  if (p.norm_weight != nullptr && t.holder) norm_w = load4_cached(p.norm_weight + vec_elems * quad);
+  const int rope_offset = vec_elems * quad - (HEAD_DIM - p.rope.rope_dim);  // >= 0: channels in the rope region
+  const bool rope_here = p.rope.rope_dim != 0 && t.holder && has_row && rope_offset >= 0;
+  rope_coefs rope{};
+  if (rope_here) rope = rope_load4(p.rope, rope_pos, rope_offset);
+
   float4 y = make_float4(0.0f, 0.0f, 0.0f, 0.0f);  // this thread's 4 output channels
   if constexpr (L::slot_groups == 1) {
     if (has_row) y = make_float4(st.a[0] / st.s[0], st.a[1] / st.s[1], st.a[2] / st.s[2], st.a[3] / st.s[3]);
@@ -256,15 +295,12 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
     const float total = row_sum<HEAD_DIM, ROWS>(sq, local_row, quad, t.holder, smem.sum);
     if (t.holder) {
       const float inv_rms = 1.0f / sqrtf(__fmaf_rn(total, 1.0f / HEAD_DIM, p.eps));
-      const float4 w = load4_cached(p.norm_weight + vec_elems * quad);
-      y = make_float4(y.x * inv_rms * w.x, y.y * inv_rms * w.y, y.z * inv_rms * w.z, y.w * inv_rms * w.w);
+      y = make_float4(y.x * inv_rms * norm_w.x, y.y * inv_rms * norm_w.y, y.z * inv_rms * norm_w.z,
+                      y.w * inv_rms * norm_w.w);
     }
   }
   // RoPE on the last rope_dim channels (rope_dim % 4 == 0: a thread's 4 channels are all in or out).
-  if (p.rope.rope_dim != 0 && t.holder && has_row) {
-    const int offset = vec_elems * quad - (HEAD_DIM - p.rope.rope_dim);
-    if (offset >= 0) y = rope_apply4(y, p.rope, rope_pos, offset);
-  }
+  if (rope_here) y = rope_apply4(y, rope);
   if (p.hadamard) row_hadamard<HEAD_DIM, ROWS>(y, local_row, quad, t.holder, smem.hadamard);
   return y;
 }
@@ -275,7 +311,7 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
 //! CTAs of compress_layout::threads threads. The epilogue stages run when their argument is present
 //! (norm_weight, rope.rope_dim, hadamard), in the order of SPEC §2.
 template <int M, int HEAD_DIM, class InT, class BiasT>
-__global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads)
+__global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads, compress_min_ctas<M>)
     compress_kernel(const compress_kernel_params<InT, BiasT> p) {
   using L = compress_layout<M, HEAD_DIM>;
   __shared__ detail::compress_storage<M, HEAD_DIM> smem;

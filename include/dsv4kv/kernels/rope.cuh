@@ -23,17 +23,38 @@ __device__ __forceinline__ float4 rope_rotate4(float4 v, float2 c, float2 s) {
                      __fmaf_rn(v.z, c.y, -__fmul_rn(v.w, s.y)), __fmaf_rn(v.z, s.y, __fmul_rn(v.w, c.y)));
 }
 
-//! Rotates the 4 channels v that start `offset` channels into the rope region (offset % 4 == 0)
-//! at position `pos`. Table rows are read as float2 (8-byte aligned cos/sin, rope_dim % 4 == 0).
-__device__ __forceinline__ float4 rope_apply4(float4 v, const rope_table_view& table, std::int64_t pos, int offset) {
-  if (pos < 0 || pos >= table.max_pos) {
+//! The table entries that rotate 4 channels at one position (rope_load4), applied by rope_apply4:
+//! split so that a kernel can issue the loads early and rotate later.
+struct rope_coefs {
+  float2 c, s;         // cosines, sines of the two pairs
+  bool valid = false;  // the position is inside the table (otherwise the channels become NaN)
+};
+
+//! The entries for the 4 channels that start `offset` channels into the rope region (offset % 4
+//! == 0) at position `pos`. Table rows are read as float2 (8-byte aligned cos/sin, rope_dim % 4 == 0).
+__device__ __forceinline__ rope_coefs rope_load4(const rope_table_view& table, std::int64_t pos, int offset) {
+  rope_coefs r;
+  r.valid = pos >= 0 && pos < table.max_pos;
+  if (r.valid) {
+    const std::int64_t entry = pos * (table.rope_dim / 2) + offset / 2;  // (pos, q) with q = offset / 2
+    r.c = __ldg(reinterpret_cast<const float2*>(table.cos + entry));
+    r.s = __ldg(reinterpret_cast<const float2*>(table.sin + entry));
+  }
+  return r;
+}
+
+//! Rotates 4 channels v by entries r (NaN when the position was outside the table).
+__device__ __forceinline__ float4 rope_apply4(float4 v, const rope_coefs& r) {
+  if (!r.valid) {
     const float nan = bits_to_float(0x7FC00000u);
     return make_float4(nan, nan, nan, nan);
   }
-  const std::int64_t entry = pos * (table.rope_dim / 2) + offset / 2;  // (pos, q) with q = offset / 2
-  const float2 c = __ldg(reinterpret_cast<const float2*>(table.cos + entry));
-  const float2 s = __ldg(reinterpret_cast<const float2*>(table.sin + entry));
-  return rope_rotate4(v, c, s);
+  return rope_rotate4(v, r.c, r.s);
+}
+
+//! Rotates the 4 channels v that start `offset` channels into the rope region at position `pos`.
+__device__ __forceinline__ float4 rope_apply4(float4 v, const rope_table_view& table, std::int64_t pos, int offset) {
+  return rope_apply4(v, rope_load4(table, pos, offset));
 }
 
 //! Position of compressed row `row`: positions[row] when a per-row array is given, otherwise the

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-//! Vector loads and stores of 4 consecutive elements as float4 (FP32 or BF16 storage).
+//! Vector loads and stores of 4 consecutive elements as float4 (FP32 or BF16 storage), and
+//! prefetch hints.
 //!
 //! FP32: one 16-byte access (pointer 16-byte aligned). BF16: one 8-byte access (8-byte aligned),
 //! widened exactly to FP32. "stream" loads are for data read once (cache-streaming hint); "cached"
@@ -41,6 +42,14 @@ __device__ __forceinline__ float4 load4_cached(const __nv_bfloat16* p) {
 //! 4 FP32 elements from / to p (16-byte aligned), ordinary coherent accesses (in-place stages).
 __device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
 __device__ __forceinline__ void store4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
+
+//! Hints the line holding *p into L1 / L2 (no value, never faults: a load later finds it closer).
+__device__ __forceinline__ void prefetch_l1(const void* p) {
+  asm volatile("prefetch.global.L1 [%0];" ::"l"(__cvta_generic_to_global(p)));
+}
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(__cvta_generic_to_global(p)));
+}
 
 //! Component k (0..3, a compile-time index after unrolling) of a float4.
 __device__ __forceinline__ float& component(float4& v, int k) {
