@@ -115,7 +115,7 @@ status compressed_kv_cache::plan_append(const compress_params<IN, BIAS>& main, c
     DSV4KV_RETURN_IF_ERROR(prefill_rows(*indexer, n_indexer));
     if (indexer->ratio != main.ratio || indexer->kv.rows != main.kv.rows) return status::invalid_argument;
   }
-  if (n > free_rows()) return status::invalid_argument;  // capacity overflow
+  if (n > free_rows()) return status::capacity_exceeded;
   // The workspace: used (and checked) by the two-kernel mode only; the fused mode ignores it.
   const bool two_kernel = mode == write_path_mode::two_kernel;
   const std::int64_t ws_full = workspace_bytes(n);

@@ -148,8 +148,8 @@ class compressed_kv_cache {
   //! [T, c*main_d] of one sequence from position 0 (compress_params, device memory); its
   //! n = floor(T / main.ratio) rows land at [rows(), rows() + n), written by write_path_nvfp4 in
   //! `mode`. workspace: two_kernel only (device, 16-byte aligned, >= workspace_bytes(n)); the
-  //! fused mode (the default) neither uses nor checks it: pass {}. Returns invalid_argument when
-  //! the cache has an indexer (use the other overload) or n > free_rows() (capacity overflow),
+  //! fused mode (the default) neither uses nor checks it: pass {}. Returns capacity_exceeded when
+  //! n > free_rows(), invalid_argument when the cache has an indexer (use the other overload),
   //! aliasing when an input lies in the cache or the workspace, or the workspace in the cache,
   //! unsupported_shape for a ratio other than 4 or 128, and every status of write_path_nvfp4.
   //! Instantiated for IN, BIAS in {float, std::uint16_t}.

@@ -14,10 +14,11 @@ enum class [[nodiscard]] status : int {
   misaligned,         //!< a pointer or stride breaks the alignment the kernel's vector width needs
   aliasing,           //!< an output overlaps an input or another output
   cuda_error,         //!< the CUDA runtime reported an error (launch failure, no device, ...)
+  capacity_exceeded,  //!< the rows would not fit in the remaining capacity of a cache
 };
 
 //! Number of status values; status_string() has a message for each.
-inline constexpr int status_count = 7;
+inline constexpr int status_count = 8;
 
 //! A short, stable, human-readable message for `s` (never null).
 [[nodiscard]] constexpr const char* status_string(status s) noexcept {
@@ -29,6 +30,7 @@ inline constexpr int status_count = 7;
     case status::misaligned: return "misaligned: a pointer or row stride breaks the required alignment";
     case status::aliasing: return "aliasing: an output overlaps an input or another output";
     case status::cuda_error: return "CUDA error: the CUDA runtime reported a failure";
+    case status::capacity_exceeded: return "capacity exceeded: the rows do not fit in the cache's free capacity";
   }
   return "unknown status";
 }

@@ -108,7 +108,8 @@ TEST_CASE("kv cache api: the overload, the ratio and the token counts", "[api][k
   CHECK(f.hca.can_implement_append_prefill(f.hca_main, f.idx, fp8_scale_mode::fp32, f.hca_ws) ==
         status::invalid_argument);
   CHECK(f.hca.append_prefill(f.hca_main, f.idx, fp8_scale_mode::fp32, f.hca_ws, stream) == status::invalid_argument);
-  CHECK(compressed_kv_cache{}.can_implement_append_prefill(f.hca_main, f.hca_ws) == status::invalid_argument);
+  // A default cache has no storage: any row overflows its capacity of 0.
+  CHECK(compressed_kv_cache{}.can_implement_append_prefill(f.hca_main, f.hca_ws) == status::capacity_exceeded);
 
   auto i = f.idx;
   i.kv.rows = i.gate.rows = tokens - 4;
@@ -136,8 +137,8 @@ TEST_CASE("kv cache api: capacity overflow", "[api][kv_cache]") {
   compressed_kv_cache c;
   REQUIRE(compressed_kv_cache::create(f.cache_base, small.total_bytes, small, c) == status::ok);
   for (const write_path_mode mode : {write_path_mode::two_kernel, write_path_mode::fused}) {
-    CHECK(c.can_implement_append_prefill(f.main, f.idx, fp8_scale_mode::fp32, f.ws, mode) == status::invalid_argument);
-    CHECK(c.append_prefill(f.main, f.idx, fp8_scale_mode::fp32, f.ws, stream, mode) == status::invalid_argument);
+    CHECK(c.can_implement_append_prefill(f.main, f.idx, fp8_scale_mode::fp32, f.ws, mode) == status::capacity_exceeded);
+    CHECK(c.append_prefill(f.main, f.idx, fp8_scale_mode::fp32, f.ws, stream, mode) == status::capacity_exceeded);
   }
   CHECK(c.rows() == 0);
   REQUIRE(make_kv_cache_layout(csa_layer_shape(1024), small) == status::ok);  // exactly enough
@@ -146,7 +147,7 @@ TEST_CASE("kv cache api: capacity overflow", "[api][kv_cache]") {
   CHECK(f.hca_status(f.hca_main, f.hca_ws) == status::ok);
   auto h = f.hca_main;
   h.kv.rows = h.gate.rows = 41 * 128;  // 41 rows into 40
-  CHECK(f.hca_status(h, {f.hca_ws.data, f.hca.workspace_bytes(41)}) == status::invalid_argument);
+  CHECK(f.hca_status(h, {f.hca_ws.data, f.hca.workspace_bytes(41)}) == status::capacity_exceeded);
 }
 
 TEST_CASE("kv cache api: bad arguments of either stream, in both modes", "[api][kv_cache]") {

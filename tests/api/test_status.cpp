@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "dsv4kv/compress.hpp"
+#include "dsv4kv/compressed_kv_cache.hpp"
 #include "dsv4kv/cuda_status.hpp"
 #include "dsv4kv/dequant.hpp"
 #include "dsv4kv/hadamard.hpp"
@@ -65,6 +66,18 @@ TEST_CASE("status: every value is reachable through a call and has its message",
        }},
       {status::cuda_error, "CUDA error: the CUDA runtime reported a failure",
        [] { return status_from_cuda(cudaErrorInvalidValue); }},
+      {status::capacity_exceeded, "capacity exceeded: the rows do not fit in the cache's free capacity",
+       [] {
+         // An HCA cache of 1 row; a prefill of 256 tokens emits 2 rows.
+         const nvfp4_rows main{fake<std::uint8_t>(10), fake<std::uint8_t>(11), fake<float>(12), 1, 512};
+         compressed_kv_cache cache;
+         if (compressed_kv_cache::create(main, fp8_rows{}, cache) != status::ok) return status::ok;
+         compress_params<float, float> p;
+         p.ratio = 128;
+         p.kv = {fake<const float>(0), 256, 512, 512};
+         p.gate = {fake<const float>(2), 256, 512, 512};
+         return cache.can_implement_append_prefill(p, span<std::uint8_t>{});
+       }},
   };
   std::set<int> covered;
   for (const reached& r : table) {

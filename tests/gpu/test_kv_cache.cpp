@@ -6,7 +6,7 @@
 //     1e-5 of the double reference; the fused and two-kernel modes store the same bytes;
 //   - read back whole, selected (-1, repeats, rows past rows() inside the capacity) and batched, and
 //     the indexer keys: bit-exact against ref::decode_*;
-//   - a second prefill appends after the first; capacity overflow and every bad argument return
+//   - a second prefill appends after the first; capacity overflow (capacity_exceeded) and every bad argument return
 //     their status and change no byte, no row count, no workspace byte;
 //   - a cache over explicit engine-owned arrays; capture in a CUDA graph and replay.
 #include <catch2/catch.hpp>
@@ -310,7 +310,7 @@ TEST_CASE("kv cache: a second prefill appends after the first; reset starts over
   }
 }
 
-TEST_CASE("kv cache: capacity overflow returns invalid_argument and changes nothing", "[gpu][kv_cache][validation]") {
+TEST_CASE("kv cache: capacity overflow returns capacity_exceeded and changes nothing", "[gpu][kv_cache][validation]") {
   const device_rope_table table(yarn_table());
   const stream_guard stream;
   const compress_options opt{false, true, false, true};
@@ -328,7 +328,7 @@ TEST_CASE("kv cache: capacity overflow returns invalid_argument and changes noth
   DSV4KV_TEST_CUDA(cudaMemset(ws.data, sentinel_byte, static_cast<std::size_t>(ws.size)));
 
   for (const write_path_mode mode : {write_path_mode::two_kernel, write_path_mode::fused}) {
-    CHECK(append(cache, b, table.view, ws, stream.s, mode) == status::invalid_argument);  // 250 + 128 > 300
+    CHECK(append(cache, b, table.view, ws, stream.s, mode) == status::capacity_exceeded);  // 250 + 128 > 300
     REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
     CHECK(cache.rows() == 250);
     CHECK(image_of(owned) == after_a);
@@ -338,7 +338,7 @@ TEST_CASE("kv cache: capacity overflow returns invalid_argument and changes noth
   REQUIRE(cudaStreamSynchronize(stream.s) == cudaSuccess);
   CHECK((cache.rows() == 300 && cache.free_rows() == 0));
   const std::vector<std::uint8_t> full = image_of(owned);
-  CHECK(append(cache, one, table.view, ws, stream.s) == status::invalid_argument);
+  CHECK(append(cache, one, table.view, ws, stream.s) == status::capacity_exceeded);
   CHECK(append(cache, none, table.view, ws, stream.s) == status::ok);  // 0 rows always fit
   REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
   CHECK(cache.rows() == 300);
