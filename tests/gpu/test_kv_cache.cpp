@@ -347,9 +347,9 @@ TEST_CASE("kv cache: capacity overflow returns capacity_exceeded and changes not
   // An HCA cache and an empty (default) cache.
   const prefill h(128, false, 128 * 3, opt, 61);
   device_kv_cache hca = make_cache(hca_layer_shape(2), 3);
-  CHECK(append(hca.cache(), h, table.view, hca.workspace(), stream.s) == status::invalid_argument);
+  CHECK(append(hca.cache(), h, table.view, hca.workspace(), stream.s) == status::capacity_exceeded);
   compressed_kv_cache empty;
-  CHECK(append(empty, h, table.view, hca.workspace(), stream.s) == status::invalid_argument);
+  CHECK(append(empty, h, table.view, hca.workspace(), stream.s) == status::capacity_exceeded);
   REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
   CHECK(hca.cache().rows() == 0);
   CHECK(all_bytes_are(image_of(hca), sentinel_byte));
