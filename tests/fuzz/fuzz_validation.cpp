@@ -245,6 +245,7 @@ const char* status_name(status s) {
     case status::misaligned: return "misaligned";
     case status::aliasing: return "aliasing";
     case status::cuda_error: return "cuda_error";
+    case status::capacity_exceeded: return "capacity_exceeded";
   }
   return "?";
 }
