@@ -41,25 +41,6 @@ const stream_config csa_indexer{"CSA-128 indexer -> Hadamard -> FP8", 4, 128, fa
 const stream_config csa_indexer_pow2{"CSA-128 indexer, BF16 projections -> Hadamard -> FP8 pow2", 4, 128, false, true,
                                      {true, true, true, true}, fp8_scale_mode::pow2};
 
-// The quantized outputs of one run, each with guard bands.
-struct run_outputs {
-  std::int64_t n, d;
-  bool nvfp4;
-  guarded codes, scales, global;  // NVFP4: codes, block scales, global scales; FP8: codes, scales, (unused)
-  run_outputs(std::int64_t rows, std::int64_t width, bool is_nvfp4)
-      : n(rows), d(width), nvfp4(is_nvfp4),
-        codes(is_nvfp4 ? rows * width / 2 : rows * width),
-        scales(is_nvfp4 ? rows * width / 16 : rows * 4),
-        global(is_nvfp4 ? rows * 4 : 0) {}
-  nvfp4_rows nvfp4_view() const { return {codes.data(), scales.data(), global.f32(), n, d}; }
-  fp8_rows fp8_view() const { return {codes.data(), scales.f32(), n, d}; }
-  std::vector<std::uint8_t> all_bytes() const {
-    std::vector<std::uint8_t> b = codes.checked(), s = scales.checked(), g = global.checked();
-    b.insert(b.end(), s.begin(), s.end());
-    b.insert(b.end(), g.begin(), g.end());
-    return b;
-  }
-};
 
 // Runs the stream's pipeline on `stream` (no synchronisation) as the two-kernel chain, whose FP32
 // rows stay in the workspace for the checks (the fused default is compared with it byte for byte

@@ -52,29 +52,10 @@ const fused_config configs[] = {
     {"HCA-128 -> FP8 fp32 scale", 128, 128, false, false, {true, true, false, true}},
 };
 
-// The quantized outputs of one run, each with guard bands.
-struct outputs {
-  std::int64_t n, d;
-  bool nvfp4;
-  guarded codes, scales, global;  // NVFP4: codes, block scales, global scales; FP8: codes, scales, (unused)
-  outputs(std::int64_t rows, std::int64_t width, bool is_nvfp4)
-      : n(rows), d(width), nvfp4(is_nvfp4),
-        codes(is_nvfp4 ? rows * width / 2 : rows * width),
-        scales(is_nvfp4 ? rows * width / 16 : rows * 4),
-        global(is_nvfp4 ? rows * 4 : 0) {}
-  nvfp4_rows nvfp4_view() const { return {codes.data(), scales.data(), global.f32(), n, d}; }
-  fp8_rows fp8_view() const { return {codes.data(), scales.f32(), n, d}; }
-  std::vector<std::uint8_t> all_bytes() const {
-    std::vector<std::uint8_t> b = codes.checked(), s = scales.checked(), g = global.checked();
-    b.insert(b.end(), s.begin(), s.end());
-    b.insert(b.end(), g.begin(), g.end());
-    return b;
-  }
-};
 
 // One write path call of the configuration on `stream` (no synchronisation).
 status run(const fused_config& cfg, const compress_case& c, const device_compress_case& dev, const epilogue_options& e,
-           const device_rope_table& table, const outputs& out, span<std::uint8_t> ws, write_path_mode mode,
+           const device_rope_table& table, const run_outputs& out, span<std::uint8_t> ws, write_path_mode mode,
            cudaStream_t stream) {
   return with_params(c, dev, e, table.view, [&](const auto& p) {
     return cfg.nvfp4 ? write_path_nvfp4(p, out.nvfp4_view(), ws, stream, mode)
@@ -90,7 +71,7 @@ void require_same_bytes(const fused_config& cfg, const compress_case& c, const e
   const std::int64_t n = c.rows(), d = c.d;
   const std::int64_t ws_bytes = write_path_workspace_bytes(n, d);
   device_buffer<std::uint8_t> ws(static_cast<std::size_t>(ws_bytes + 16));
-  const outputs two(n, d, cfg.nvfp4), fused(n, d, cfg.nvfp4);
+  const run_outputs two(n, d, cfg.nvfp4), fused(n, d, cfg.nvfp4);
   REQUIRE(cudaDeviceSynchronize() == cudaSuccess);  // the sentinel fills (legacy stream) are done
   REQUIRE(run(cfg, c, dev, e, table, two, {ws.get(), ws_bytes}, write_path_mode::two_kernel, stream) == status::ok);
   REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
@@ -186,8 +167,8 @@ TEST_CASE("fused write path: two runs and CUDA graph replays give identical byte
     epilogue_options e;
     e.rope = true;
     e.hadamard = cfg.hadamard;
-    const outputs first(n, d, cfg.nvfp4), second(n, d, cfg.nvfp4);
-    outputs replay(n, d, cfg.nvfp4);
+    const run_outputs first(n, d, cfg.nvfp4), second(n, d, cfg.nvfp4);
+    run_outputs replay(n, d, cfg.nvfp4);
     REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
     REQUIRE(run(cfg, c, dev, e, table, first, {nullptr, 0}, write_path_mode::fused, stream) == status::ok);
     REQUIRE(run(cfg, c, dev, e, table, second, {nullptr, 0}, write_path_mode::fused, stream) == status::ok);
@@ -227,7 +208,7 @@ TEST_CASE("fused write path: bad arguments return their status and write nothing
   epilogue_options e;
   e.rope = true;
   const compress_params<float, float> p = make_params<float, float>(c, dev, e, table.view);
-  const outputs out(n, d, true), out8(n, 128, false);
+  const run_outputs out(n, d, true), out8(n, 128, false);
   device_buffer<std::int32_t> positions(static_cast<std::size_t>(n));
   const auto nothing_written = [&] {
     REQUIRE(cudaDeviceSynchronize() == cudaSuccess);

@@ -19,6 +19,8 @@
 #include "device_buffer.hpp"
 #include "dsv4kv/compress.hpp"
 #include "dsv4kv/compress_geometry.hpp"
+#include "dsv4kv/formats/fp8_rows.hpp"
+#include "dsv4kv/formats/nvfp4_rows.hpp"
 #include "dsv4kv/numerics/bf16.hpp"
 #include "dsv4kv/ref/rope.hpp"
 #include "dsv4kv/ref/write_path.hpp"
@@ -303,6 +305,26 @@ struct guarded {
     }
     CHECK(bad == 0);
     return {all.begin() + guard_bytes, all.begin() + guard_bytes + bytes};
+  }
+};
+
+// The quantized outputs of one run, each with guard bands.
+struct run_outputs {
+  std::int64_t n, d;
+  bool nvfp4;
+  guarded codes, scales, global;  // NVFP4: codes, block scales, global scales; FP8: codes, scales, (unused)
+  run_outputs(std::int64_t rows, std::int64_t width, bool is_nvfp4)
+      : n(rows), d(width), nvfp4(is_nvfp4),
+        codes(is_nvfp4 ? rows * width / 2 : rows * width),
+        scales(is_nvfp4 ? rows * width / 16 : rows * 4),
+        global(is_nvfp4 ? rows * 4 : 0) {}
+  nvfp4_rows nvfp4_view() const { return {codes.data(), scales.data(), global.f32(), n, d}; }
+  fp8_rows fp8_view() const { return {codes.data(), scales.f32(), n, d}; }
+  std::vector<std::uint8_t> all_bytes() const {
+    std::vector<std::uint8_t> b = codes.checked(), s = scales.checked(), g = global.checked();
+    b.insert(b.end(), s.begin(), s.end());
+    b.insert(b.end(), g.begin(), g.end());
+    return b;
   }
 };
 
