@@ -40,19 +40,28 @@ status launch_append_kernel(int ratio, std::int64_t d, const append_kernel_param
 
 // --- fused write path (one prefill) ------------------------------------------------------------------
 
-// Kernel arguments of one prefill: one segment at position 0, no state, row i -> pool row i.
-template <class IN, class BIAS, class WRITER>
-append_kernel_params<device_element_t<IN>, device_element_t<BIAS>, WRITER> prefill_kernel_params(
-    const compress_params<IN, BIAS>& p, const WRITER& out) {
+// Kernel arguments shared by a prefill and an append batch: projections, row math, output.
+// P is compress_params<IN, BIAS> or append_params<IN, BIAS>.
+template <class IN, class BIAS, class WRITER, class P>
+append_kernel_params<device_element_t<IN>, device_element_t<BIAS>, WRITER> common_kernel_params(const P& p,
+                                                                                               const WRITER& out) {
   using InT = device_element_t<IN>;
   append_kernel_params<InT, device_element_t<BIAS>, WRITER> k;
   k.input = {reinterpret_cast<const InT*>(p.kv.data), p.kv.row_stride, reinterpret_cast<const InT*>(p.gate.data),
              p.gate.row_stride};
   k.total_tokens = p.kv.rows;
   k.row = compress_row_params_of<device_element_t<BIAS>>(p);
+  k.out = out;
+  return k;
+}
+
+// Kernel arguments of one prefill: one segment at position 0, no state, row i -> pool row i.
+template <class IN, class BIAS, class WRITER>
+append_kernel_params<device_element_t<IN>, device_element_t<BIAS>, WRITER> prefill_kernel_params(
+    const compress_params<IN, BIAS>& p, const WRITER& out) {
+  auto k = common_kernel_params<IN, BIAS>(p, out);
   k.rope_start = p.start_position;
   k.rope_positions = p.positions;
-  k.out = out;
   return k;
 }
 
@@ -124,12 +133,7 @@ status check_append(const append_params<IN, BIAS>& p, std::int64_t d, const RANG
 template <class IN, class BIAS, class WRITER>
 append_kernel_params<device_element_t<IN>, device_element_t<BIAS>, WRITER> append_kernel_params_of(
     const append_params<IN, BIAS>& p, const WRITER& out) {
-  using InT = device_element_t<IN>;
-  append_kernel_params<InT, device_element_t<BIAS>, WRITER> k;
-  k.input = {reinterpret_cast<const InT*>(p.kv.data), p.kv.row_stride, reinterpret_cast<const InT*>(p.gate.data),
-             p.gate.row_stride};
-  k.total_tokens = p.kv.rows;
-  k.row = compress_row_params_of<device_element_t<BIAS>>(p);
+  auto k = common_kernel_params<IN, BIAS>(p, out);
   k.segments = p.segments;
   k.cu_seqlens = p.cu_seqlens;
   k.positions = p.positions;
@@ -137,7 +141,6 @@ append_kernel_params<device_element_t<IN>, device_element_t<BIAS>, WRITER> appen
   k.slot_mapping = p.slot_mapping;
   k.state = p.state.data;
   k.state_count = p.state.slots;
-  k.out = out;
   k.error_flags = p.error_flags;
   return k;
 }
