@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "split_mix_rng.hpp"
 #include "bench_pools.hpp"
 #include "dsv4kv/compress.hpp"
 #include "dsv4kv/dequant.hpp"
@@ -119,28 +120,8 @@ struct context {
 
 // --- inputs --------------------------------------------------------------------------------------
 
-// splitmix64 with the distributions of the GPU tests' fixtures (tests/gpu/write_path_fixtures.hpp).
-class rng64 {
- public:
-  explicit rng64(std::uint64_t seed) : s_(seed) {}
-  std::uint64_t next() {
-    std::uint64_t z = (s_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-  float normal() {  // Irwin-Hall of four 16-bit uniforms, unit variance
-    const std::uint64_t r = next();
-    double s = 0.0;
-    for (int k = 0; k < 4; ++k) s += static_cast<double>((r >> (16 * k)) & 0xFFFFu) * (1.0 / 65536.0);
-    return static_cast<float>((s - 2.0) * 1.7320508075688772);
-  }
-  float log_uniform(double lo, double hi) { return static_cast<float>(lo * std::pow(hi / lo, uniform())); }
-
- private:
-  std::uint64_t s_;
-};
+// splitmix64 with the distributions of the GPU tests (tests/common/split_mix_rng.hpp).
+using rng64 = dsv4kv::test::split_mix_rng;
 
 // Projections of one stream on the host, `tokens` distinct rows (device copies tile them): kv ~
 // N(0,1) x a per-channel scale in [1/4, 4); gate ~ N(0,1) x a per-channel spread in [0.05, 8) plus
