@@ -154,17 +154,7 @@ TEST_CASE("write path: two runs and a CUDA graph replay give identical bytes", "
     REQUIRE(captured == status::ok);
     REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
     CHECK(untouched(replay.codes.buf));
-    cudaGraphExec_t exec = nullptr;
-    REQUIRE(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess);
-    for (int launch = 0; launch < 2; ++launch) {
-      replay.codes.buf.fill_bytes(sentinel_byte);
-      replay.scales.buf.fill_bytes(sentinel_byte);
-      REQUIRE(cudaGraphLaunch(exec, stream) == cudaSuccess);
-      REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
-      CHECK(replay.all_bytes() == want);
-    }
-    REQUIRE(cudaGraphExecDestroy(exec) == cudaSuccess);
-    REQUIRE(cudaGraphDestroy(graph) == cudaSuccess);
+    check_graph_replays(graph, stream, replay, want);
   }
   REQUIRE(cudaStreamDestroy(stream) == cudaSuccess);
 }

@@ -183,19 +183,7 @@ TEST_CASE("fused write path: two runs and CUDA graph replays give identical byte
     REQUIRE(captured == status::ok);
     REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
     CHECK(untouched(replay.codes.buf));  // capture ran nothing
-    cudaGraphExec_t exec = nullptr;
-    REQUIRE(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess);
-    for (int launch = 0; launch < 2; ++launch) {
-      replay.codes.buf.fill_bytes(sentinel_byte);
-      replay.scales.buf.fill_bytes(sentinel_byte);
-      replay.global.buf.fill_bytes(sentinel_byte);
-      REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
-      REQUIRE(cudaGraphLaunch(exec, stream) == cudaSuccess);
-      REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
-      CHECK(replay.all_bytes() == want);
-    }
-    REQUIRE(cudaGraphExecDestroy(exec) == cudaSuccess);
-    REQUIRE(cudaGraphDestroy(graph) == cudaSuccess);
+    check_graph_replays(graph, stream, replay, want);
   }
   REQUIRE(cudaStreamDestroy(stream) == cudaSuccess);
 }

@@ -307,6 +307,25 @@ struct run_outputs {
   }
 };
 
+// Instantiates a captured `graph`, replays it twice into `out` (sentinel-filled before each
+// replay) and checks each replay wrote exactly `want` (guard bands included); destroys the graph.
+inline void check_graph_replays(cudaGraph_t graph, cudaStream_t stream, run_outputs& out,
+                                const std::vector<std::uint8_t>& want) {
+  cudaGraphExec_t exec = nullptr;
+  REQUIRE(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess);
+  for (int launch = 0; launch < 2; ++launch) {
+    out.codes.buf.fill_bytes(sentinel_byte);
+    out.scales.buf.fill_bytes(sentinel_byte);
+    out.global.buf.fill_bytes(sentinel_byte);
+    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+    REQUIRE(cudaGraphLaunch(exec, stream) == cudaSuccess);
+    REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
+    CHECK(out.all_bytes() == want);
+  }
+  REQUIRE(cudaGraphExecDestroy(exec) == cudaSuccess);
+  REQUIRE(cudaGraphDestroy(graph) == cudaSuccess);
+}
+
 // Bytes of a downloaded buffer, for byte-wise comparisons.
 template <class T>
 std::vector<unsigned char> bytes_of(const std::vector<T>& v) {
