@@ -14,6 +14,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -94,6 +95,8 @@ struct pool {
     DSV4KV_BENCH_CUDA(cudaMemset(codes.get(), 0, codes.bytes()));
     DSV4KV_BENCH_CUDA(cudaMemset(scales.get(), 0, scales.bytes()));
     if (global.bytes()) DSV4KV_BENCH_CUDA(cudaMemset(global.get(), 0, global.bytes()));
+    // The benchmark's stream is non-blocking: no implicit order with these legacy-stream memsets.
+    DSV4KV_BENCH_CUDA(cudaDeviceSynchronize());
   }
 };
 
@@ -121,6 +124,8 @@ std::uint32_t read_flag(const device_array<std::uint32_t>& f) {
   DSV4KV_BENCH_CUDA(cudaMemcpy(&v, f.get(), 4, cudaMemcpyDeviceToHost));
   return v;
 }
+
+__global__ void empty_kernel() {}
 
 // Decode: `steps` consecutive one-token steps of B sequences starting at position p0 (p0 % 4 == 0).
 void bench_decode(const model& m, rope_table_view rope, int batch, std::vector<result_row>& rows, cudaStream_t stream) {
@@ -202,7 +207,10 @@ void bench_decode(const model& m, rope_table_view rope, int batch, std::vector<r
   if (out.download() != by_call) fail(std::string(c.name) + " decode: graph replays differ from calls");
   if (read_flag(flags) != 0u) fail(std::string(c.name) + " decode: error flag raised");
 
-  // Time: per rep, restore the states (untimed), then the 64 steps back to back.
+  // Time: per rep, restore the states (untimed), hold the stream while the host queues the 64
+  // steps (gpu_hold: without it the events time the host's launch rate, ~5 us per call), then
+  // the steps run back to back on the GPU. Also the host's own time per call (submission only).
+  double host_us_total = 0;
   const auto time_steps = [&](auto&& step) {
     for (int warm = 0; warm < 3; ++warm) {
       restore();
@@ -211,17 +219,23 @@ void bench_decode(const model& m, rope_table_view rope, int batch, std::vector<r
     cudaEvent_t start, stop;
     DSV4KV_BENCH_CUDA(cudaEventCreate(&start));
     DSV4KV_BENCH_CUDA(cudaEventCreate(&stop));
-    std::vector<double> us;
+    std::vector<double> us, host_us;
     for (int r = 0; r < 30; ++r) {
       restore();
+      gpu_hold(stream, 2000.0);
       DSV4KV_BENCH_CUDA(cudaEventRecord(start, stream));
+      const auto h0 = std::chrono::steady_clock::now();
       for (int k = 0; k < steps; ++k) step(k);
+      host_us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - h0).count() / steps);
       DSV4KV_BENCH_CUDA(cudaEventRecord(stop, stream));
       DSV4KV_BENCH_CUDA(cudaEventSynchronize(stop));
       float ms = 0;
       DSV4KV_BENCH_CUDA(cudaEventElapsedTime(&ms, start, stop));
       us.push_back(ms * 1000.0 / steps);
     }
+    std::sort(host_us.begin(), host_us.end());
+    host_us_total = host_us[host_us.size() / 2];
+    if (host_us_total * steps > 1500.0) fail("decode: the host took longer than the hold to queue the steps");
     DSV4KV_BENCH_CUDA(cudaEventDestroy(start));
     DSV4KV_BENCH_CUDA(cudaEventDestroy(stop));
     std::sort(us.begin(), us.end());
@@ -241,6 +255,7 @@ void bench_decode(const model& m, rope_table_view rope, int batch, std::vector<r
   const std::string op = std::string("decode ") + c.name + " B=" + std::to_string(batch);
   rows.push_back({op + " (per call)", time_steps([&](int k) { DSV4KV_BENCH_OK(run_append(m, params_of_step(k), out, stream)); }),
                   bytes, 0, op, "call"});
+  std::printf("%s: host submission %.2f us per call (validation + launch)\n", op.c_str(), host_us_total);
   rows.push_back({op + " (per graph replay)", time_steps([&](int k) { DSV4KV_BENCH_CUDA(cudaGraphLaunch(graphs[k], stream)); }),
                   bytes, 0, op, "graph"});
   for (cudaGraphExec_t g : graphs) DSV4KV_BENCH_CUDA(cudaGraphExecDestroy(g));
@@ -333,6 +348,31 @@ int main(int argc, char** argv) {
   const rope_table_view rope{cos.get(), sin.get(), host_table.max_pos, host_table.rope_dim};
 
   std::vector<result_row> rows;
+  {  // The floor of a decode step: 64 empty kernels back to back, queued behind a hold like the steps.
+    std::vector<double> us;
+    cudaEvent_t start, stop;
+    DSV4KV_BENCH_CUDA(cudaEventCreate(&start));
+    DSV4KV_BENCH_CUDA(cudaEventCreate(&stop));
+    for (int r = 0; r < 30; ++r) {
+      gpu_hold(stream, 500.0);
+      DSV4KV_BENCH_CUDA(cudaEventRecord(start, stream));
+      for (int k = 0; k < 64; ++k) empty_kernel<<<1, 32, 0, stream>>>();
+      DSV4KV_BENCH_CUDA(cudaEventRecord(stop, stream));
+      DSV4KV_BENCH_CUDA(cudaEventSynchronize(stop));
+      float ms = 0;
+      DSV4KV_BENCH_CUDA(cudaEventElapsedTime(&ms, start, stop));
+      us.push_back(ms * 1000.0 / 64);
+    }
+    DSV4KV_BENCH_CUDA(cudaEventDestroy(start));
+    DSV4KV_BENCH_CUDA(cudaEventDestroy(stop));
+    std::sort(us.begin(), us.end());
+    timing t;
+    t.reps = static_cast<int>(us.size());
+    t.min_us = us.front();
+    t.max_us = us.back();
+    t.median_us = 0.5 * (us[us.size() / 2 - 1] + us[us.size() / 2]);
+    rows.push_back({"empty kernel, back to back (launch floor)", t, 0, 0, "floor", "floor"});
+  }
   for (const config& c : configs) {
     const model m(c);
     for (const int batch : {1, 32, 256}) bench_decode(m, rope, batch, rows, stream);

@@ -112,6 +112,23 @@ class l2_flusher {
   device_array<unsigned> sink_;
 };
 
+static __global__ void gpu_hold_kernel(unsigned long long ns) {
+  unsigned long long start = 0, now = 0;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+  do {
+    __nanosleep(1000);
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+  } while (now - start < ns);
+}
+
+//! Holds `stream` for `us` microseconds with one tiny spinning kernel. Enqueued before a timed
+//! run of many short launches, it lets the host queue all of them before the GPU starts, so the
+//! events time the GPU (back-to-back kernels) rather than the host's launch rate.
+inline void gpu_hold(cudaStream_t stream, double us) {
+  gpu_hold_kernel<<<1, 1, 0, stream>>>(static_cast<unsigned long long>(us * 1000.0));
+  DSV4KV_BENCH_CUDA(cudaGetLastError());
+}
+
 //! Statistics of the timed runs, in microseconds.
 struct timing {
   double median_us = 0, min_us = 0, max_us = 0;

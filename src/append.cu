@@ -24,17 +24,15 @@ nvfp4_pool_writer writer_of(const nvfp4_rows& out) {
 }
 fp8_pool_writer writer_of(const fp8_rows& out, fp8_scale_mode mode) { return {out.codes, out.scales, out.rows, mode}; }
 
-// Launches append_kernel<m, d, ..., SEGMENTS> for kernel arguments k over `ctas(rows_per_cta)` CTAs.
+// Launches append_kernel<m, d, ..., SEGMENTS> for kernel arguments k over `ctas(rows_per_cta)` units
+// (CTAs, or HCA clusters).
 template <bool SEGMENTS, class InT, class BiasT, class WRITER, class CTAS>
 status launch_append_kernel(int ratio, std::int64_t d, const append_kernel_params<InT, BiasT, WRITER>& k, CTAS&& ctas,
                             cudaStream_t stream) {
   return dispatch_compress_shape(ratio, d, [&](auto m, auto dd) {
     constexpr int M = decltype(m)::value, D = decltype(dd)::value;
-    using L = compress_layout<M, D>;
-    const std::int64_t grid = ctas(L::rows_per_cta);
-    if (grid == 0) return status::ok;
-    append_kernel<M, D, InT, BiasT, WRITER, SEGMENTS><<<static_cast<unsigned>(grid), L::threads, 0, stream>>>(k);
-    return last_launch_status();
+    using L = append_layout<M, D, SEGMENTS>;
+    return launch_compress_layout<L>(append_kernel<M, D, InT, BiasT, WRITER, SEGMENTS>, ctas(L::rows_per_cta), stream, k);
   });
 }
 
@@ -103,7 +101,10 @@ status check_append(const append_params<IN, BIAS>& p, std::int64_t d, const RANG
   const std::int64_t n = p.kv.rows, b = p.segments;
   if (b < 0 || p.state.slots < 0) return status::invalid_argument;
   if (n > int32_max) return status::invalid_argument;  // token indices are int32
-  if (n / p.ratio + b + 1 > int32_max) return status::invalid_argument;  // bounds the grid
+  if (n / p.ratio + b + 1 > int32_max ||  // bounds the grid
+      !compress_grid_fits(p.ratio, d, [&](int rows_per_cta) { return n / (p.ratio * rows_per_cta) + b + 1; })) {
+    return status::invalid_argument;
+  }
   if (b > 0) {
     if (p.cu_seqlens == nullptr || p.positions == nullptr || (n > 0 && p.slot_mapping == nullptr)) {
       return status::null_pointer;

@@ -28,6 +28,9 @@ status check_compress_prefill(const compress_params<IN, BIAS>& p, std::int64_t r
     }
   }
   if (p.rope.rope_dim != 0 && !is_aligned(p.positions, 4)) return status::misaligned;
+  if (!compress_grid_fits(p.ratio, d, [&](int rows_per_cta) { return (n + rows_per_cta - 1) / rows_per_cta; })) {
+    return status::invalid_argument;
+  }
   return status::ok;
 }
 
@@ -56,10 +59,8 @@ status launch_compress(const compress_params<IN, BIAS>& p, tensor_view<float> ou
   k.rows = out.rows;
   return dispatch_compress_shape(p.ratio, out.cols, [&](auto m, auto d) {
     using L = compress_layout<decltype(m)::value, decltype(d)::value>;
-    const std::int64_t ctas = (out.rows + L::rows_per_cta - 1) / L::rows_per_cta;
-    compress_kernel<decltype(m)::value, decltype(d)::value, InT, BiasT>
-        <<<static_cast<unsigned>(ctas), L::threads, 0, stream>>>(k);
-    return last_launch_status();
+    return launch_compress_layout<L>(compress_kernel<decltype(m)::value, decltype(d)::value, InT, BiasT>,
+                                     (out.rows + L::rows_per_cta - 1) / L::rows_per_cta, stream, k);
   });
 }
 

@@ -8,8 +8,12 @@
 #include <cfloat>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
+
+#include <cuda_runtime.h>
 
 #include "dsv4kv/compress_geometry.hpp"
+#include "dsv4kv/cuda_status.hpp"
 #include "dsv4kv/detail/view_checks.hpp"
 #include "dsv4kv/kernels/compress.cuh"
 #include "dsv4kv/kernels/vector_io.cuh"
@@ -39,6 +43,46 @@ status dispatch_compress_shape(int ratio, std::int64_t d, F&& f) {
   if (ratio == hca_ratio && d == 128) return f(integral_constant<int, hca_ratio>{}, integral_constant<int, 128>{});
   if (ratio == hca_ratio && d == 512) return f(integral_constant<int, hca_ratio>{}, integral_constant<int, 512>{});
   return status::unsupported_shape;
+}
+
+// Largest 1-D grid (CTAs).
+inline constexpr std::int64_t max_grid_ctas = 0x7FFFFFFF;
+
+// True when `units(rows_per_cta)` units (CTAs, or HCA clusters) of the (ratio, d) layout fit a
+// 1-D grid. The shape must be supported (dispatch_compress_shape checked).
+template <class F>
+bool compress_grid_fits(int ratio, std::int64_t d, F&& units) {
+  bool fits = false;
+  (void)dispatch_compress_shape(ratio, d, [&](auto m, auto dd) {
+    using L = compress_layout<decltype(m)::value, decltype(dd)::value>;
+    fits = units(L::rows_per_cta) <= max_grid_ctas / L::cluster;
+    return status::ok;
+  });
+  return fits;
+}
+
+// Launches kernel(args...) over `units` units of layout L: units * L::cluster CTAs of L::threads
+// threads, as clusters of L::cluster CTAs when L::cluster > 1. Callers check compress_grid_fits.
+template <class L, class... Params, class... Args>
+status launch_compress_layout(void (*kernel)(Params...), std::int64_t units, cudaStream_t stream, Args&&... args) {
+  if (units == 0) return status::ok;
+  if (units > max_grid_ctas / L::cluster) return status::invalid_argument;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(static_cast<unsigned>(units * L::cluster));
+  config.blockDim = dim3(L::threads);
+  config.stream = stream;
+  cudaLaunchAttribute cluster = {};
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim.x = L::cluster;
+  cluster.val.clusterDim.y = 1;
+  cluster.val.clusterDim.z = 1;
+  if (L::cluster > 1) {
+    config.attrs = &cluster;
+    config.numAttrs = 1;
+  }
+  const cudaError_t e = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+  if (e != cudaSuccess) (void)cudaGetLastError();  // not left for the caller's next check
+  return status_from_cuda(e);
 }
 
 // True when a projection view allows 4-element vector loads.

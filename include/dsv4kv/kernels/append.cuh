@@ -13,19 +13,21 @@
 //! chain's per-lane step (nvfp4_encode_quad / fp8_encode_quad) with the row amax merged inside the
 //! row group. So the bytes equal the two-kernel chain's, and do not depend on the chunking.
 //!
-//! Grid. Segment s owns the CTAs [base(s), base(s+1)) with base(s) = floor(cu[s] / (M*ROWS)) + s:
-//! enough for the floor(L/M) + 1 rows it can emit, ROWS rows per CTA, starting at a CTA boundary.
-//! A CTA finds its segment by a THREADS-ary search over base() (one round for B <= THREADS).
-//! Grid: floor(total_tokens / (M*ROWS)) + B CTAs, plus one that checks cu_seqlens as a whole;
+//! Grid. Counted in units of a CTA, or of a cluster of compress_layout::cluster CTAs for HCA
+//! (every CTA of a cluster works on the same row; "CTA" below means the unit). Segment s owns the
+//! units [base(s), base(s+1)) with base(s) = floor(cu[s] / (M*ROWS)) + s: enough for the
+//! floor(L/M) + 1 rows it can emit, ROWS rows per unit, starting at a unit boundary. A unit finds
+//! its segment by a THREADS-ary search over base() (one round for B <= THREADS; none for B = 1).
+//! Grid: floor(total_tokens / (M*ROWS)) + B units, plus one that checks cu_seqlens as a whole;
 //! so a captured launch serves any metadata with cu[B] <= total_tokens. A prefill is the
 //! SEGMENTS = false instantiation: one segment at position 0, no state, cu_seqlens / positions /
-//! state unread (compiled out, which frees the registers for a third CSA CTA per SM); its grid is
-//! ceil(rows / ROWS) CTAs.
+//! state unread (compiled out, which frees the registers for more CSA warps per SM); its grid is
+//! ceil(rows / ROWS) units.
 //!
 //! State. Only a segment's first CTA reads the state (only its first row, and for CSA its second,
 //! read tokens before p: both are in that CTA), and that same CTA writes the new state after a
-//! barrier: the new tokens the next append needs, into their ring rows, then the header. No other
-//! CTA touches the state, so there is no race; two segments must not share a state slot.
+//! barrier (CTA and cluster): the new tokens the next append needs, into their ring rows, then
+//! the header. No other CTA touches the state, so there is no race; two segments must not share a state slot.
 //!
 //! Device-side metadata errors (the host cannot see device metadata without a sync), raised into
 //! error_flags (append_model.hpp bits) when it is non-null:
@@ -111,28 +113,29 @@ struct append_kernel_params {
 
 namespace detail {
 
-//! Threads per CTA, rows per CTA of append_kernel<M, HEAD_DIM> (compress_layout's).
-template <int M, int HEAD_DIM>
-using append_layout = compress_layout<M, HEAD_DIM>;
+//! Thread layout of append_kernel<M, HEAD_DIM, ..., SEGMENTS>: HCA rows spread over a cluster for
+//! a prefill, one CTA per row with segments (compress_layout; both compute the same bits).
+template <int M, int HEAD_DIM, bool SEGMENTS>
+using append_layout = compress_layout<M, HEAD_DIM, !SEGMENTS>;
 
-//! Resident CTAs per SM append_kernel<..., SEGMENTS> is compiled for (it caps the registers at
-//! 65536 / (threads * this)). Prefill: compress_kernel's (CSA 3: <= 80 registers, no spills, 24
-//! warps of loads in flight per SM; at 2 the kernel is latency-bound at ~2/3 of compress_kernel's
-//! bandwidth). CSA segments: 2 (the segment and state bookkeeping does not fit 80 registers
-//! without spills). DSV4KV_APPEND_PREFILL_CSA_MIN_CTAS overrides the CSA prefill figure for A/B
-//! benchmarks (2: the occupancy before).
-#ifndef DSV4KV_APPEND_PREFILL_CSA_MIN_CTAS
-#define DSV4KV_APPEND_PREFILL_CSA_MIN_CTAS 3
+//! Resident CTAs per SM append_kernel<M, HEAD_DIM, ..., SEGMENTS> is compiled for (it caps the
+//! registers at 65536 / (threads * this)). Prefill: compress_kernel's (CSA: 24 warps per SM, <= 80
+//! registers, no spills; at 16 warps the kernel is latency-bound at ~2/3 of compress_kernel's
+//! bandwidth). CSA segments: 16 warps per SM (128 registers: the segment and state bookkeeping does
+//! not fit 80 registers without spills). HCA: compress_min_ctas of its layout.
+#ifndef DSV4KV_APPEND_SEGMENTS_CSA_WARPS
+#define DSV4KV_APPEND_SEGMENTS_CSA_WARPS 16
 #endif
-template <int M, bool SEGMENTS>
-inline constexpr int append_min_ctas =
-    !compress_overlaps(M) ? compress_min_ctas<M> : SEGMENTS ? 2 : DSV4KV_APPEND_PREFILL_CSA_MIN_CTAS;
+template <int M, int HEAD_DIM, bool SEGMENTS>
+inline constexpr int append_min_ctas = compress_overlaps(M) && SEGMENTS
+                                           ? DSV4KV_APPEND_SEGMENTS_CSA_WARPS * 32 / append_layout<M, HEAD_DIM, SEGMENTS>::threads
+                                           : compress_min_ctas<append_layout<M, HEAD_DIM, SEGMENTS>>;
 
 //! Shared memory of append_kernel.
-template <int M, int HEAD_DIM>
+template <int M, int HEAD_DIM, bool SEGMENTS>
 struct append_storage {
-  compress_storage<M, HEAD_DIM> compress;
-  typename row_group<HEAD_DIM, append_layout<M, HEAD_DIM>::rows_per_cta>::sum_storage amax;
+  compress_storage<M, HEAD_DIM, !SEGMENTS> compress;
+  typename row_group<HEAD_DIM, append_layout<M, HEAD_DIM, SEGMENTS>::rows_per_cta>::sum_storage amax;
 };
 
 //! Token source of one segment: token q of the sequence is input row tok0 + (q - position) when
@@ -174,6 +177,12 @@ struct segment_work {
   std::int64_t cta = 0;        // this CTA's index among the segment's
   std::int64_t state_slot = -1;
 };
+
+//! Loads in flight per thread in the state copy of append_kernel (the first batch is hinted into L2 early).
+inline constexpr int state_copy_batch = 4;
+
+__device__ __forceinline__ std::int64_t max_i64(std::int64_t a, std::int64_t b) { return a > b ? a : b; }
+__device__ __forceinline__ std::int64_t min_i64(std::int64_t a, std::int64_t b) { return a < b ? a : b; }
 
 __device__ __forceinline__ void raise_append_error(std::uint32_t* flags, std::uint32_t bits) {
   if (flags != nullptr) atomicOr(flags, bits);
@@ -218,30 +227,36 @@ __device__ __forceinline__ void check_cu_seqlens(const std::int32_t* cu, std::in
   if (bad) raise_append_error(flags, append_error_cu_seqlens);
 }
 
-//! Resolves the segment CTA `blockIdx.x` works on, raising segment-level metadata errors.
-template <int M, int ROWS, int THREADS, bool SEGMENTS, class P>
+//! Resolves the segment the CTA (cluster, with HCA's clusters) cluster_index<L>() works on,
+//! raising segment-level metadata errors. Uniform per cluster: every CTA of a cluster gets the same answer.
+template <int M, class L, bool SEGMENTS, class P>
 __device__ __forceinline__ segment_work resolve_segment(const P& p) {
+  constexpr int ROWS = L::rows_per_cta;
+  constexpr int THREADS = L::threads;
   segment_work w;
-  const std::int64_t cta = blockIdx.x;
+  const std::int64_t cta = cluster_index<L>();
   if constexpr (!SEGMENTS) {  // one segment: a prefill from position 0, no state
     w.active = true;
     w.length = p.total_tokens;
     w.cta = cta;
     return w;
   }
-  if (cta == static_cast<std::int64_t>(gridDim.x) - 1) {  // the extra CTA
+  if (cta == static_cast<std::int64_t>(gridDim.x / L::cluster) - 1) {  // the extra CTA (cluster)
     check_cu_seqlens<THREADS>(p.cu_seqlens, p.segments, p.total_tokens, p.error_flags);
     return w;
   }
-  // Warm L1 with the lines of positions / state_slots the search's probes cover (all of them
-  // when B <= THREADS): the segment's metadata loads below then hit instead of adding a round trip.
-  if (threadIdx.x < p.segments) {
-    const std::int64_t i = threadIdx.x * ((p.segments + THREADS - 1) / THREADS);  // [0, B)
-    prefetch_l1(p.positions + i);
-    if (p.state_slots != nullptr) prefetch_l1(p.state_slots + i);
+  std::int64_t s = 0;  // one segment (chunked prefill, B = 1 decode): no search, one round trip less
+  if (p.segments > 1) {
+    // Warm L1 with the lines of positions / state_slots the search's probes cover (all of them
+    // when B <= THREADS): the segment's metadata loads below then hit instead of adding a round trip.
+    if (threadIdx.x < p.segments) {
+      const std::int64_t i = threadIdx.x * ((p.segments + THREADS - 1) / THREADS);  // [0, B)
+      prefetch_l1(p.positions + i);
+      if (p.state_slots != nullptr) prefetch_l1(p.state_slots + i);
+    }
+    s = find_segment<M, ROWS, THREADS>(p.cu_seqlens, p.segments, cta);
+    if (s < 0) return w;
   }
-  const std::int64_t s = find_segment<M, ROWS, THREADS>(p.cu_seqlens, p.segments, cta);
-  if (s < 0) return w;
   // All of the segment's metadata in one round trip (s < B: every load is in bounds).
   const std::int64_t begin = __ldg(p.cu_seqlens + s), end = __ldg(p.cu_seqlens + s + 1);
   const std::int64_t position = __ldg(p.positions + s);
@@ -253,7 +268,8 @@ __device__ __forceinline__ segment_work resolve_segment(const P& p) {
     return w;
   }
   w.cta = cta - (begin / (M * ROWS) + s);
-  if (cta >= end / (M * ROWS) + s + 1 || end == begin) return w;  // past the segment's CTAs, or empty
+  // Before the segment's CTAs (B = 1 only), past them, or an empty segment.
+  if (w.cta < 0 || cta >= end / (M * ROWS) + s + 1 || end == begin) return w;
   w.index = s;
   w.tok0 = begin;
   w.length = end - begin;
@@ -273,21 +289,31 @@ __device__ __forceinline__ segment_work resolve_segment(const P& p) {
 //! threads per CTA. WRITER: nvfp4_pool_writer or fp8_pool_writer. SEGMENTS: false for a prefill
 //! (one segment at position 0, no state; the metadata arguments are not read).
 template <int M, int HEAD_DIM, class InT, class BiasT, class WRITER, bool SEGMENTS>
-__global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads, detail::append_min_ctas<M, SEGMENTS>)
+__global__ void __launch_bounds__(detail::append_layout<M, HEAD_DIM, SEGMENTS>::threads,
+                                  detail::append_min_ctas<M, HEAD_DIM, SEGMENTS>)
     append_kernel(const append_kernel_params<InT, BiasT, WRITER> p) {
-  using L = compress_layout<M, HEAD_DIM>;
+  using L = detail::append_layout<M, HEAD_DIM, SEGMENTS>;
   constexpr int ROWS = L::rows_per_cta;
   constexpr int THREADS = L::threads;
-  __shared__ detail::append_storage<M, HEAD_DIM> smem;
-  const detail::compress_thread t = detail::compress_thread_of<M, HEAD_DIM>(threadIdx.x);
+  __shared__ detail::append_storage<M, HEAD_DIM, SEGMENTS> smem;
+  const int rank = detail::cluster_rank<L>();
+  const detail::compress_thread t = detail::compress_thread_of<M, HEAD_DIM, !SEGMENTS>(threadIdx.x, rank);
 
-  const detail::segment_work w = detail::resolve_segment<M, ROWS, THREADS, SEGMENTS>(p);
-  if (!w.active) return;  // uniform per CTA
+  const detail::segment_work w = detail::resolve_segment<M, L, SEGMENTS>(p);
+  if (!w.active) return;  // uniform per cluster
 
   // The state: read (by rows before p) and written only by the segment's first CTA.
   std::uint8_t* state = nullptr;  // [append_state_bytes(M, HEAD_DIM)] of this segment's sequence
   if (SEGMENTS && w.cta == 0 && w.state_slot >= 0 && w.state_slot < p.state_count) {
     state = p.state + w.state_slot * append_state_bytes(M, HEAD_DIM);
+    // L2 hint for the new tokens the state keeps (copied at the end, after the rows): their loads
+    // then hit L2 instead of adding a DRAM round trip to the tail of a decode step.
+    const std::int64_t from = detail::max_i64(append_state_first_kept(M, w.position + w.length), w.position);
+    constexpr std::int64_t quads = compress_input_width(M, HEAD_DIM) / detail::vec_elems;  // per token
+    const std::int64_t hinted = detail::min_i64((w.position + w.length - from) * quads, detail::state_copy_batch * THREADS * L::cluster);
+    for (std::int64_t i = rank * THREADS + threadIdx.x; i < hinted; i += THREADS * L::cluster) {
+      p.input.prefetch(w.tok0 + (from + i / quads - w.position), static_cast<int>(i % quads) * detail::vec_elems);
+    }
   }
 
   // This row group's row: block `block` of the sequence. Its pool row and RoPE position are
@@ -310,7 +336,7 @@ __global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads, detail:
     const append_state_header* h = reinterpret_cast<const append_state_header*>(state);
     state_ok = w.position == 0 || (h->next_position == w.position && h->tag == append_state_tag(M, HEAD_DIM));
   }
-  if (SEGMENTS && w.cta == 0 && threadIdx.x == 0) {
+  if (SEGMENTS && w.cta == 0 && threadIdx.x == 0 && rank == 0) {
     const bool missing = w.state_slot == -1 && append_segment_needs_state(M, w.position, w.length);
     std::uint32_t bits = 0;
     if (w.state_slot < -1 || w.state_slot >= p.state_count || missing) bits |= append_error_state_slot;
@@ -334,10 +360,10 @@ __global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads, detail:
         state != nullptr ? reinterpret_cast<const float*>(state + append_state_header_bytes) : nullptr;  // [R, W]
     const float* ring_gate = state != nullptr ? ring_kv + ring_floats : nullptr;                        // [R, W]
     const detail::segment_tokens<M, InT, true> tokens{p.input, w.tok0, w.position, ring_kv, ring_gate, width};
-    y = detail::compress_row<M, HEAD_DIM>(tokens, p.row, block, rope_pos, has_row, t, smem.compress);
+    y = detail::compress_row<M, HEAD_DIM, !SEGMENTS>(tokens, p.row, block, rope_pos, has_row, t, smem.compress);
   } else {
     const detail::segment_tokens<M, InT, false> tokens{p.input, w.tok0, w.position, nullptr, nullptr, width};
-    y = detail::compress_row<M, HEAD_DIM>(tokens, p.row, block, rope_pos, has_row, t, smem.compress);
+    y = detail::compress_row<M, HEAD_DIM, !SEGMENTS>(tokens, p.row, block, rope_pos, has_row, t, smem.compress);
   }
 
   // Quantize: the row's amax over the row group, then each thread's 4 channels.
@@ -357,9 +383,12 @@ __global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads, detail:
     }
   }
 
-  // The new state (first CTA only, after every read of the old one): the new tokens the next
-  // append needs into their ring rows, then the header.
-  if (w.cta != 0 || state == nullptr || !state_ok) return;  // uniform per CTA
+  // The new state (first CTA / cluster only, after every read of the old one: the CTA barrier,
+  // and with a cluster the cluster barrier inside compress_row, which every rank passed after its
+  // token loads): the new tokens the next append needs into their ring rows, then the header.
+  // A cluster's CTAs share the copy.
+  static_assert(L::cluster == 1 || L::slot_groups > 1, "the cluster barrier orders the state's reads and writes");
+  if (w.cta != 0 || state == nullptr || !state_ok) return;  // uniform per cluster
   __syncthreads();
   const std::int64_t end = w.position + w.length;
   const std::int64_t first_kept = append_state_first_kept(M, end);
@@ -369,19 +398,20 @@ __global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads, detail:
   constexpr std::int64_t quads = width / detail::vec_elems;                       // per token
   // BATCH loads in flight per thread before their stores (HCA keeps up to 127 tokens: 32 quads per
   // thread, 8 round trips instead of 32; 8 spills at the 128-register cap on sm_100a).
-  constexpr int BATCH = 4;
+  constexpr int BATCH = detail::state_copy_batch;
+  constexpr int COPIERS = THREADS * L::cluster;      // the cluster's threads
   const std::int64_t count = (end - from) * quads;  // quads to copy
-  for (std::int64_t base = threadIdx.x; base < count; base += BATCH * THREADS) {
-    float4 v[BATCH], z[BATCH];  // kv / gate channels of quad base + b*THREADS
+  for (std::int64_t base = rank * THREADS + threadIdx.x; base < count; base += BATCH * COPIERS) {
+    float4 v[BATCH], z[BATCH];  // kv / gate channels of quad base + b*COPIERS
 #pragma unroll
     for (int b = 0; b < BATCH; ++b) {
-      const std::int64_t i = base + b * THREADS;
+      const std::int64_t i = base + b * COPIERS;
       const int col = static_cast<int>(i % quads) * detail::vec_elems;
       if (i < count) p.input.load(w.tok0 + (from + i / quads - w.position), col, v[b], z[b]);
     }
 #pragma unroll
     for (int b = 0; b < BATCH; ++b) {
-      const std::int64_t i = base + b * THREADS;
+      const std::int64_t i = base + b * COPIERS;
       if (i < count) {
         const std::int64_t r = append_state_ring_row(M, from + i / quads) * width + (i % quads) * detail::vec_elems;
         detail::store4(kv_out + r, v[b]);
@@ -389,7 +419,7 @@ __global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads, detail:
       }
     }
   }
-  if (threadIdx.x == 0) {
+  if (threadIdx.x == 0 && rank == 0) {
     append_state_header* h = reinterpret_cast<append_state_header*>(state);
     *h = append_state_header{end, append_state_tag(M, HEAD_DIM), 0u};
   }

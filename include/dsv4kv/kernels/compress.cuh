@@ -20,16 +20,18 @@
 //! - CSA (M = 4, overlap): all 2M = 8 slots of a channel sit in one thread, so the softmax is
 //!   exactly two-pass (max, then exp / sum) in registers. Row i reads the second half of block i
 //!   and the first half of block i-1: every input element is read once by the whole grid.
-//!   2 (d = 512) or 8 (d = 128) rows per 256-thread CTA.
-//! - HCA (M = 128): one row per 512-thread CTA; the 128 slots are split over 512 / (d/4) slot
-//!   groups. Each group runs an online softmax over chunks of 8 slots (chunk max, one rescale per
-//!   chunk), then the groups' (max, sum, weighted sum) are merged through shared memory.
+//!   2 rows per CTA (d = 512: 256 threads; d = 128: 64 threads; compress_layout).
+//! - HCA (M = 128): one row per cluster of 4 CTAs of 128 threads (d = 512: one slot group of 32
+//!   slots per CTA). Each group runs an online softmax over chunks of 8 slots (chunk max, one
+//!   rescale per chunk), then the groups' (max, sum, weighted sum) are merged in group order in
+//!   the cluster's rank-0 CTA, which receives them through distributed shared memory.
 //! Softmax: w = exp(z - max) with z = gate + bias (FP32 add), y = sum(w v) / sum(w) (IEEE
 //! division); CSA row 0 has no previous block: those slots carry z = -inf, weight exactly 0.
 //! All reductions run in a fixed order, so the output is deterministic. Every product that meets
 //! an addition is written with an explicit rounding intrinsic (__fmul_rn / __fmaf_rn): no FMA
 //! contraction left to the compiler, so every kernel that inlines these functions gets the same bits.
 
+#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -45,29 +47,69 @@
 
 namespace dsv4kv {
 
-//! Thread layout of compress_kernel<M, HEAD_DIM>.
+//! CTA shape of the kernels built on compress_row (compress_kernel, append_kernel) for
+//! (M, HEAD_DIM): threads per CTA and, for HCA, CTAs per row (a thread-block cluster).
+//! CSA: row groups of HEAD_DIM/4 threads, threads / (HEAD_DIM/4) rows per CTA.
+//! HCA: one row per cluster of DSV4KV_HCA_CLUSTER CTAs; the row's 128 slots are split over
+//! cluster * threads / (HEAD_DIM/4) slot groups (the split fixes the order of the softmax merge,
+//! so it is part of the rows' bits). A 4K-token prefill chunk has 32 HCA rows: one CTA per row
+//! would keep 32 of the H100's 132 SMs busy, each pulling a 512-KB row through one SM's loads.
+//! The DSV4KV_CTA_THREADS_* / DSV4KV_HCA_CLUSTER macros override the shape for A/B benchmarks.
+#ifndef DSV4KV_CTA_THREADS_CSA512
+#define DSV4KV_CTA_THREADS_CSA512 256
+#endif
+#ifndef DSV4KV_CTA_THREADS_CSA128
+#define DSV4KV_CTA_THREADS_CSA128 64
+#endif
+#ifndef DSV4KV_CTA_THREADS_HCA512
+#define DSV4KV_CTA_THREADS_HCA512 128
+#endif
+#ifndef DSV4KV_CTA_THREADS_HCA128
+#define DSV4KV_CTA_THREADS_HCA128 128
+#endif
+#ifndef DSV4KV_HCA_CLUSTER
+#define DSV4KV_HCA_CLUSTER 4
+#endif
 template <int M, int HEAD_DIM>
+inline constexpr int compress_cta_threads =
+    compress_overlaps(M) ? (HEAD_DIM == 512 ? DSV4KV_CTA_THREADS_CSA512 : DSV4KV_CTA_THREADS_CSA128)
+                         : (HEAD_DIM == 512 ? DSV4KV_CTA_THREADS_HCA512 : DSV4KV_CTA_THREADS_HCA128);
+
+//! Thread layout of the kernels built on compress_row. CLUSTERED (HCA only): the row's threads
+//! spread over a cluster of DSV4KV_HCA_CLUSTER CTAs (compress_kernel, the fused prefill: a 4K
+//! chunk's 32 rows reach 128 SMs), or all in one CTA (the append kernel with segments, where a
+//! cluster launch costs more than it gains: decode steps run one CTA per sequence). Both shapes
+//! have the same slot groups, so they compute the same bits.
+template <int M, int HEAD_DIM, bool CLUSTERED = true>
 struct compress_layout {
   static constexpr bool overlap = compress_overlaps(M);
   static constexpr int width = static_cast<int>(compress_input_width(M, HEAD_DIM));  // c*d input columns
   static constexpr int slots = compress_slots(M);                                    // softmax slots per channel
   static constexpr int channel_threads = HEAD_DIM / detail::vec_elems;               // threads per row group
-  static constexpr int slot_groups = overlap ? 1 : 512 / channel_threads;            // slot split (HCA)
+  static constexpr int cluster = overlap || !CLUSTERED ? 1 : DSV4KV_HCA_CLUSTER;     // CTAs per row (HCA)
+  static constexpr int threads =                                                     // per CTA
+      overlap ? compress_cta_threads<M, HEAD_DIM> : compress_cta_threads<M, HEAD_DIM> * DSV4KV_HCA_CLUSTER / cluster;
+  static constexpr int cta_groups = threads / channel_threads;                       // row / slot groups per CTA
+  static constexpr int slot_groups = overlap ? 1 : cta_groups * cluster;             // slot split of a row
   static constexpr int slots_per_group = slots / slot_groups;
   static constexpr int chunk = 8;                                                    // slots per softmax update
-  static constexpr int rows_per_cta = overlap ? 256 / channel_threads : 1;
-  static constexpr int threads = rows_per_cta * slot_groups * channel_threads;
-  static_assert(HEAD_DIM % 128 == 0 && 512 % channel_threads == 0, "HEAD_DIM is 128 or 512");
+  static constexpr int rows_per_cta = overlap ? cta_groups : 1;
+  static_assert(HEAD_DIM % 128 == 0 && cta_groups >= 1 && threads == cta_groups * channel_threads,
+                "HEAD_DIM is 128 or 512; a CTA holds whole row / slot groups");
+  static_assert(cluster >= 1 && cluster <= 8 && threads <= 1024, "portable cluster size, CTA size");
+  // The append kernel reads a segment's carried state only in its first CTA, and for CSA the first
+  // two rows of a segment may read it (row i also reads block i - 1).
+  static_assert(!overlap || rows_per_cta >= 2, "CSA: a segment's first two rows share a CTA");
   static_assert(slots % slot_groups == 0 && slots_per_group % chunk == 0, "slots split into whole chunks");
 };
 
-//! Resident CTAs per SM compress_kernel<M, ...> is compiled for (__launch_bounds__'s second
-//! argument; it caps the registers at 65536 / (threads * this)): 3 for CSA (<= 80 registers: 24
-//! warps of loads in flight per SM; the row is latency-bound below that); 0 (no minimum) for HCA,
-//! whose 512 threads fit once per SM anyway (an explicit 1 makes ptxas spill). The append
-//! kernel's prefill instantiation uses the same figure.
-template <int M>
-inline constexpr int compress_min_ctas = compress_overlaps(M) ? 3 : 0;
+//! Resident CTAs per SM a kernel of layout L is compiled for (__launch_bounds__'s second
+//! argument; it caps the registers at 65536 / (threads * this)): CSA 24 warps per SM (<= 80
+//! registers: the row is latency-bound with fewer loads in flight); HCA 16 warps per SM (128
+//! registers), with 0 (no minimum) for a 512-thread CTA, which fits once per SM anyway (an
+//! explicit 1 makes ptxas spill). The append kernel's prefill instantiation uses the same figure.
+template <class L>
+inline constexpr int compress_min_ctas = L::overlap ? 768 / L::threads : (L::threads >= 512 ? 0 : 512 / L::threads);
 
 //! The epilogue arguments and bias of compress_row (device pointers, shared by all its kernels).
 template <class BiasT>
@@ -115,9 +157,9 @@ struct compress_kernel_params {
 namespace detail {
 
 //! Shared memory of compress_kernel<M, HEAD_DIM>.
-template <int M, int HEAD_DIM>
+template <int M, int HEAD_DIM, bool CLUSTERED = true>
 struct compress_storage {
-  using L = compress_layout<M, HEAD_DIM>;
+  using L = compress_layout<M, HEAD_DIM, CLUSTERED>;
   struct partials {  // per slot group: running max, sum of weights, weighted sum
     float4 m[L::rows_per_cta][L::slot_groups][L::channel_threads];
     float4 s[L::rows_per_cta][L::slot_groups][L::channel_threads];
@@ -142,21 +184,34 @@ struct compress_thread {
   bool holder;
 };
 
-//! The compress_thread of thread `tid` of a compress_layout<M, HEAD_DIM> CTA.
-template <int M, int HEAD_DIM>
-__device__ __forceinline__ compress_thread compress_thread_of(int tid) {
-  using L = compress_layout<M, HEAD_DIM>;
+//! This CTA's rank in its row's cluster (HCA; 0 without clusters). Grids of the compress layout
+//! are one-dimensional with clusters of L::cluster consecutive CTAs, so the rank is blockIdx.x % cluster.
+template <class L>
+__device__ __forceinline__ int cluster_rank() {
+  return L::cluster > 1 ? static_cast<int>(blockIdx.x % L::cluster) : 0;
+}
+
+//! The index of this CTA's cluster (the CTA itself without clusters): the unit that owns rows.
+template <class L>
+__device__ __forceinline__ std::int64_t cluster_index() {
+  return static_cast<std::int64_t>(blockIdx.x) / L::cluster;
+}
+
+//! The compress_thread of thread `tid` of a compress_layout<M, HEAD_DIM, CLUSTERED> CTA of cluster rank `rank`.
+template <int M, int HEAD_DIM, bool CLUSTERED = true>
+__device__ __forceinline__ compress_thread compress_thread_of(int tid, int rank) {
+  using L = compress_layout<M, HEAD_DIM, CLUSTERED>;
   compress_thread t;
   t.quad = tid % L::channel_threads;
-  t.group = (tid / L::channel_threads) % L::slot_groups;
-  t.local_row = tid / (L::channel_threads * L::slot_groups);
+  t.group = L::overlap ? 0 : rank * L::cta_groups + (tid / L::channel_threads) % L::cta_groups;
+  t.local_row = L::overlap ? tid / L::channel_threads : 0;
   t.holder = t.group == 0;
   return t;
 }
 
 //! Whether compress_accumulate first hints all but the first chunk of its tokens into L2 (HCA,
-//! the only layout with several chunks per slot group: its 512-thread rows cannot keep two chunks
-//! of loads in registers, so each chunk's loads wait for the previous chunk's; with the hint they
+//! the only layout with several chunks per slot group: a thread cannot keep two chunks of loads
+//! in registers, so each chunk's loads wait for the previous chunk's; with the hint they
 //! hit L2 while HBM streams the row). A scheduling hint only: the arithmetic is the same either
 //! way. DSV4KV_COMPRESS_L2_PREFETCH=0 turns it off for A/B benchmarks.
 #ifndef DSV4KV_COMPRESS_L2_PREFETCH
@@ -166,10 +221,10 @@ __device__ __forceinline__ compress_thread compress_thread_of(int tid) {
 //! Runs the softmax over this thread's slots (group `group`, channels 4*quad..+3) of the row of
 //! block `block` (the block's index in its sequence: block 0 has no previous block). Tokens come
 //! from `tokens` (see prefill_tokens) by their position in the sequence.
-template <int M, int HEAD_DIM, class TOKENS, class BiasT>
+template <int M, int HEAD_DIM, bool CLUSTERED, class TOKENS, class BiasT>
 __device__ __forceinline__ softmax_state compress_accumulate(const TOKENS& tokens, const BiasT* position_bias,
                                                              std::int64_t block, int quad, int group) {
-  using L = compress_layout<M, HEAD_DIM>;
+  using L = compress_layout<M, HEAD_DIM, CLUSTERED>;
   softmax_state st;
   if (DSV4KV_COMPRESS_L2_PREFETCH && L::slots_per_group > L::chunk) {  // the later chunks' tokens
     static_assert(L::slots_per_group == L::chunk || !L::overlap, "several chunks only without overlap");
@@ -238,16 +293,17 @@ __device__ __forceinline__ softmax_state compress_accumulate(const TOKENS& token
 //! thread's 4 channels (4*quad ..) of the row of block `block`, meaningful in holder threads of a
 //! row group with has_row. rope_pos: the row's RoPE position (read when RoPE is on and has_row).
 //! All threads of the CTA call it (it synchronises); has_row is uniform per row group.
-template <int M, int HEAD_DIM, class TOKENS, class BiasT>
+template <int M, int HEAD_DIM, bool CLUSTERED, class TOKENS, class BiasT>
 __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compress_row_params<BiasT>& p,
                                                std::int64_t block, std::int64_t rope_pos, bool has_row,
-                                               const compress_thread& t, compress_storage<M, HEAD_DIM>& smem) {
-  using L = compress_layout<M, HEAD_DIM>;
+                                               const compress_thread& t,
+                                               compress_storage<M, HEAD_DIM, CLUSTERED>& smem) {
+  using L = compress_layout<M, HEAD_DIM, CLUSTERED>;
   constexpr int ROWS = L::rows_per_cta;
   const int quad = t.quad, local_row = t.local_row;
 
   softmax_state st{};
-  if (has_row) st = compress_accumulate<M, HEAD_DIM>(tokens, p.position_bias, block, quad, t.group);
+  if (has_row) st = compress_accumulate<M, HEAD_DIM, CLUSTERED>(tokens, p.position_bias, block, quad, t.group);
 
   // The epilogue's small operands (norm weight, RoPE entries), loaded now: their latency overlaps
   // the slot-group merge and the row sum's barrier instead of adding a round trip per stage.
@@ -263,10 +319,27 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
     if (has_row) y = make_float4(st.a[0] / st.s[0], st.a[1] / st.s[1], st.a[2] / st.s[2], st.a[3] / st.s[3]);
   } else {
     // Merge the slot groups: rescale each group's sums to the common max, add in group order.
-    smem.part.m[local_row][t.group][quad] = make_float4(st.m[0], st.m[1], st.m[2], st.m[3]);
-    smem.part.s[local_row][t.group][quad] = make_float4(st.s[0], st.s[1], st.s[2], st.s[3]);
-    smem.part.a[local_row][t.group][quad] = make_float4(st.a[0], st.a[1], st.a[2], st.a[3]);
-    __syncthreads();
+    // With a cluster, every CTA writes its groups' partials into the row's holder CTA (rank 0)
+    // through distributed shared memory; after the cluster barrier rank 0 merges them all. The
+    // barrier also ends every CTA's reads of the tokens (the append kernel's state writes rely on it).
+    typename compress_storage<M, HEAD_DIM, CLUSTERED>::partials* part = &smem.part;
+    if constexpr (L::cluster > 1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+      part = cooperative_groups::this_cluster().map_shared_rank(&smem.part, 0);
+#endif
+    }
+    part->m[local_row][t.group][quad] = make_float4(st.m[0], st.m[1], st.m[2], st.m[3]);
+    part->s[local_row][t.group][quad] = make_float4(st.s[0], st.s[1], st.s[2], st.s[3]);
+    part->a[local_row][t.group][quad] = make_float4(st.a[0], st.a[1], st.a[2], st.a[3]);
+    if constexpr (L::cluster > 1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+      cooperative_groups::this_cluster().sync();
+#else
+      __trap();  // clusters need sm_90
+#endif
+    } else {
+      __syncthreads();
+    }
     if (t.holder && has_row) {
       float4 m = smem.part.m[local_row][0][quad];  // the channels' max over all groups
       for (int g = 1; g < L::slot_groups; ++g) {
@@ -308,19 +381,19 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
 }  // namespace detail
 
 //! One compressed row per row group, stored as FP32; grid: ceil(n / compress_layout::rows_per_cta)
-//! CTAs of compress_layout::threads threads. The epilogue stages run when their argument is present
+//! clusters of compress_layout::cluster CTAs of compress_layout::threads threads. The epilogue stages run when their argument is present
 //! (norm_weight, rope.rope_dim, hadamard), in the order of SPEC §2.
 template <int M, int HEAD_DIM, class InT, class BiasT>
-__global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads, compress_min_ctas<M>)
+__global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads, compress_min_ctas<compress_layout<M, HEAD_DIM>>)
     compress_kernel(const compress_kernel_params<InT, BiasT> p) {
   using L = compress_layout<M, HEAD_DIM>;
   __shared__ detail::compress_storage<M, HEAD_DIM> smem;
-  const detail::compress_thread t = detail::compress_thread_of<M, HEAD_DIM>(threadIdx.x);
-  const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * L::rows_per_cta + t.local_row;
+  const detail::compress_thread t = detail::compress_thread_of<M, HEAD_DIM>(threadIdx.x, detail::cluster_rank<L>());
+  const std::int64_t row = detail::cluster_index<L>() * L::rows_per_cta + t.local_row;
   const bool has_row = row < p.rows;  // uniform per row group
   const std::int64_t rope_pos =
       (p.row.rope.rope_dim != 0 && has_row) ? detail::rope_row_position(p.positions, p.start_position, M, row) : 0;
-  const float4 y = detail::compress_row<M, HEAD_DIM>(p.tokens, p.row, row, rope_pos, has_row, t, smem);
+  const float4 y = detail::compress_row<M, HEAD_DIM, true>(p.tokens, p.row, row, rope_pos, has_row, t, smem);
   if (t.holder && has_row) detail::store4(p.out + row * p.out_stride + detail::vec_elems * t.quad, y);
 }
 
