@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine (the device tool), from the repository root, with .deps carried:
-#   build (sm_90a, ptxas report) -> ctest (all tests, GPU included) -> compute-sanitizer memcheck
-#   and racecheck on the GPU test binary -> benchmarks that exist. Logs go to $OUT.
-# Usage: scripts/device_check.sh [catch2 test spec for the sanitizer runs (default: all but [large])]
+#   build (sm_90a, ptxas report) -> ctest (all tests, GPU included) -> compute-sanitizer memcheck,
+#   racecheck, initcheck and synccheck on the GPU test binary (scripts/gpu_sanitize.sh) ->
+#   benchmarks that exist. Logs go to $OUT.
+# Usage: scripts/device_check.sh [catch2 test spec for the sanitizer runs (default: gpu_sanitize.sh's,
+#   all but [large] and [convert_hw])]
 set -uo pipefail
 OUT=${OUT:-/tmp/dsv4kv-out}
 mkdir -p "$OUT" /tmp/deps
@@ -23,17 +25,19 @@ tail -15 "$OUT/ctest.log"
 echo "== gpu tests (verbose)"
 $B/tests/dsv4kv_gpu_tests --durations yes >"$OUT/gpu_tests.log" 2>&1; rc_gpu=$?
 tail -5 "$OUT/gpu_tests.log"
-spec=${1:-~[large]}
-# SANITIZERS="memcheck racecheck" by default; SANITIZERS= skips them. BENCH=0 skips benchmarks.
-echo "== compute-sanitizer"
-for tool in ${SANITIZERS-memcheck racecheck}; do
-  timeout ${SAN_TIMEOUT:-240} compute-sanitizer --tool $tool --error-exitcode 99 $B/tests/dsv4kv_gpu_tests "$spec" >"$OUT/sanitizer_$tool.log" 2>&1
-  echo "$tool rc=$? : $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer_$tool.log" | tail -1) $(grep -E 'test cases' "$OUT/sanitizer_$tool.log" | tail -1)"
-done
+# compute-sanitizer: scripts/gpu_sanitize.sh, one run per tool in SANITIZERS (default: memcheck
+# racecheck initcheck synccheck; SANITIZERS= skips them; SAN_TIMEOUT / SAN_TIMEOUT_<TOOL> limit
+# each run). BENCH=0 skips benchmarks.
+rc_san=skipped
+if [ -n "${SANITIZERS-default}" ]; then
+  echo "== compute-sanitizer"
+  scripts/gpu_sanitize.sh "$B/tests/dsv4kv_gpu_tests" ${1:+"$1"}
+  rc_san=$?
+fi
 for bench in $B/benchmarks/dsv4kv_bench_*; do
   [ "${BENCH:-1}" = 1 ] || break
   [ -x "$bench" ] || continue
   echo "== $(basename "$bench")"
   timeout 240 "$bench" 2>&1 | tee "$OUT/$(basename "$bench").log" | tail -25
 done
-echo "ctest rc=$rc_ctest gpu_tests rc=$rc_gpu"
+echo "ctest rc=$rc_ctest gpu_tests rc=$rc_gpu sanitizers rc=$rc_san"

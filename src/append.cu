@@ -101,7 +101,7 @@ status check_append(const append_params<IN, BIAS>& p, std::int64_t d, const RANG
   const std::int64_t n = p.kv.rows, b = p.segments;
   if (b < 0 || p.state.slots < 0) return status::invalid_argument;
   if (n > int32_max) return status::invalid_argument;  // token indices are int32
-  if (n / p.ratio + b + 1 > int32_max ||  // bounds the grid
+  if (b > int32_max || n / p.ratio + b + 1 > int32_max ||  // bounds the grid
       !compress_grid_fits(p.ratio, d, [&](int rows_per_cta) { return n / (p.ratio * rows_per_cta) + b + 1; })) {
     return status::invalid_argument;
   }
@@ -110,6 +110,7 @@ status check_append(const append_params<IN, BIAS>& p, std::int64_t d, const RANG
       return status::null_pointer;
     }
   }
+  if (!fits_array(p.state.slots, append_state_bytes(p.ratio, d))) return status::invalid_argument;
   const std::int64_t state_bytes = p.state.slots * append_state_bytes(p.ratio, d);
   if (p.state.slots > 0 && p.state.data == nullptr) return status::null_pointer;
   if (!is_aligned(p.cu_seqlens, 4) || !is_aligned(p.positions, 4) || !is_aligned(p.state_slots, 4) ||
@@ -121,6 +122,10 @@ status check_append(const append_params<IN, BIAS>& p, std::int64_t d, const RANG
   const byte_range state{p.state.data, state_bytes};
   const byte_range flags{p.error_flags, p.error_flags ? static_cast<std::int64_t>(sizeof(std::uint32_t)) : 0};
   const auto inputs = append_inputs(p, d);
+  for (const byte_range& r : inputs) {
+    if (!addressable(r.data, r.bytes)) return status::invalid_argument;
+  }
+  if (!addressable(state.data, state.bytes) || !addressable(flags.data, flags.bytes)) return status::invalid_argument;
   for (const byte_range& o : out_ranges) {
     if (overlaps_any(o, inputs) || overlaps_any(o, {state, flags})) return status::aliasing;
   }
@@ -241,6 +246,10 @@ status reset_append_state(append_state state, int ratio, std::int64_t d, const s
   if (slots == nullptr || (state.slots > 0 && state.data == nullptr)) return status::null_pointer;
   if (!detail::is_aligned(slots, 4) || !detail::is_aligned(state.data, append_state_alignment)) return status::misaligned;
   const std::int64_t slot_bytes = append_state_bytes(ratio, d);
+  if (!detail::fits_array(count, 4) || !detail::fits_array(state.slots, slot_bytes) ||
+      !detail::addressable(slots, count * 4) || !detail::addressable(state.data, state.slots * slot_bytes)) {
+    return status::invalid_argument;
+  }
   if (detail::ranges_overlap(state.data, state.slots * slot_bytes, slots,
                              count * static_cast<std::int64_t>(sizeof(std::int32_t)))) {
     return status::aliasing;

@@ -3,17 +3,30 @@
 // checks, on host copies, plus the duplicate checks only the host can afford.
 #include "dsv4kv/append_model.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <utility>
 #include <vector>
 
 namespace dsv4kv {
 namespace {
 
-// Records `bits` for segment s (the first offending segment is kept).
+// Records `bits` for segment s (the first offending segment, the lowest index, is kept).
 void raise(append_metadata_report& r, std::int64_t s, std::uint32_t bits) {
-  if (r.errors == 0) r.segment = s;
+  if (r.errors == 0 || s < r.segment) r.segment = s;
   r.errors |= bits;
+}
+
+// Raises `bits` for every use of a slot that an earlier segment (or an earlier row) already used.
+// uses: (slot, segment) in the order met; sorted here, so the memory follows the batch, not the
+// size of the state buffer or the pool.
+void raise_duplicates(append_metadata_report& r, std::vector<std::pair<std::int64_t, std::int64_t>>& uses,
+                      std::uint32_t bits) {
+  std::stable_sort(uses.begin(), uses.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (std::size_t i = 1; i < uses.size(); ++i) {
+    if (uses[i].first == uses[i - 1].first) raise(r, uses[i].second, bits);
+  }
 }
 
 }  // namespace
@@ -34,8 +47,7 @@ status validate_append_metadata(const append_metadata& m, int ratio, std::int64_
     return finish(status::null_pointer);
   }
   constexpr std::int64_t max_position = std::numeric_limits<std::int32_t>::max();
-  std::vector<std::int64_t> state_owner(static_cast<std::size_t>(state_slot_count), -1);  // segment per state slot
-  std::vector<std::uint8_t> pool_used(static_cast<std::size_t>(pool_rows), 0);
+  std::vector<std::pair<std::int64_t, std::int64_t>> state_uses, pool_uses;  // (slot, segment), in order
   for (std::int64_t s = 0; s < m.segments; ++s) {
     const std::int64_t begin = m.cu_seqlens[s], end = m.cu_seqlens[s + 1];
     if (begin < 0 || end < begin || end > m.total_tokens) {
@@ -53,8 +65,7 @@ status validate_append_metadata(const append_metadata& m, int ratio, std::int64_
         (slot == -1 && append_segment_needs_state(ratio, position, length))) {
       raise(r, s, append_error_state_slot);
     } else if (slot >= 0) {
-      if (state_owner[static_cast<std::size_t>(slot)] >= 0) raise(r, s, append_error_duplicate_state);
-      state_owner[static_cast<std::size_t>(slot)] = s;
+      state_uses.emplace_back(slot, s);
     }
     // The rows: blocks ending inside [position, position + length).
     for (std::int64_t block = position / ratio; block < (position + length) / ratio; ++block) {
@@ -65,10 +76,11 @@ status validate_append_metadata(const append_metadata& m, int ratio, std::int64_
         raise(r, s, append_error_pool_slot);
         continue;
       }
-      if (pool_used[static_cast<std::size_t>(pool_slot)] != 0) raise(r, s, append_error_duplicate_pool);
-      pool_used[static_cast<std::size_t>(pool_slot)] = 1;
+      pool_uses.emplace_back(pool_slot, s);
     }
   }
+  raise_duplicates(r, state_uses, append_error_duplicate_state);
+  raise_duplicates(r, pool_uses, append_error_duplicate_pool);
   return finish(r.errors == 0 ? status::ok : status::invalid_argument);
 }
 

@@ -47,7 +47,7 @@ status check_mode(write_path_mode mode) {
 
 // Size, null and alignment of a cache workspace for `need` bytes.
 status check_workspace(span<std::uint8_t> ws, std::int64_t need) {
-  if (ws.size < 0 || ws.size < need) return status::invalid_argument;
+  if (ws.size < 0 || ws.size < need || !detail::addressable(ws.data, need)) return status::invalid_argument;
   if (need > 0 && ws.data == nullptr) return status::null_pointer;
   if (!detail::is_aligned(ws.data, write_path_workspace_alignment)) return status::misaligned;
   return status::ok;

@@ -140,7 +140,8 @@ struct append_metadata_report {
 //! -1 is accepted only for a segment that needs no state (its rows read no token before its
 //! position). Does not read the device state (the header check is the kernel's).
 //! state_slot_count: slots of the state buffer; pool_rows: rows of the output pool. Allocates
-//! host memory for the duplicate checks (this is a host utility, never called by the GPU API).
+//! host memory for the duplicate checks in proportion to the batch (segments and rows written),
+//! not to the state buffer or the pool (this is a host utility, never called by the GPU API).
 [[nodiscard]] status validate_append_metadata(const append_metadata& m, int ratio, std::int64_t state_slot_count,
                                               std::int64_t pool_rows, append_metadata_report* report = nullptr);
 

@@ -65,6 +65,7 @@ class compressed_kv_cache {
     if (!same_layout(layout, expected) || bytes < layout.total_bytes) return status::invalid_argument;
     if (layout.total_bytes > 0 && base == nullptr) return status::null_pointer;
     if (!detail::is_aligned(base, kv_cache_alignment)) return status::misaligned;
+    if (!detail::addressable(base, layout.total_bytes)) return status::invalid_argument;
     const kv_cache_views v = kv_cache_views_at(layout, base);
     return create(v.main, v.indexer, out);
   }
@@ -92,6 +93,9 @@ class compressed_kv_cache {
     }
     const auto m = detail::nvfp4_ranges(main);
     const auto i = detail::fp8_ranges(indexer);
+    for (const detail::byte_range& r : {m[0], m[1], m[2], i[0], i[1]}) {
+      if (!detail::addressable(r.data, r.bytes)) return status::invalid_argument;
+    }
     if (!detail::pairwise_disjoint({m[0], m[1], m[2], i[0], i[1]})) return status::aliasing;
     compressed_kv_cache c;
     c.main_ = main;

@@ -73,9 +73,9 @@ struct pool_buffers {
   nvfp4_rows nvfp4_view() const { return {codes.data(), scales.data(), global.f32(), rows, cfg.d}; }
   fp8_rows fp8_view() const { return {codes.data(), scales.f32(), rows, cfg.d}; }
   void reset() {
-    codes.buf.fill_bytes(sentinel_byte);
-    scales.buf.fill_bytes(sentinel_byte);
-    global.buf.fill_bytes(sentinel_byte);
+    codes.reset();
+    scales.reset();
+    global.reset();
     std::fill(want_codes.begin(), want_codes.end(), static_cast<std::uint8_t>(sentinel_byte));
     std::fill(want_scales.begin(), want_scales.end(), static_cast<std::uint8_t>(sentinel_byte));
     std::fill(want_global.begin(), want_global.end(), static_cast<std::uint8_t>(sentinel_byte));
@@ -169,10 +169,10 @@ append_params<IN, BIAS> stream_params(const stream_model& m, rope_table_view tab
 
 // Runs the one-shot write path (two-kernel chain) of the sequence and keeps its bytes and rows.
 void one_shot(const stream_model& m, sequence& s, rope_table_view table) {
-  const std::int64_t n = s.rows(), d = m.cfg.d, ws_bytes = write_path_workspace_bytes(n, d);
+  const std::int64_t n = s.rows(), d = m.cfg.d;
   const row_bytes b = bytes_per_row(m.cfg);
-  device_buffer<std::uint8_t> codes(static_cast<std::size_t>(n * b.code)), scales(static_cast<std::size_t>(n * b.scale)),
-      global(static_cast<std::size_t>(n * b.global)), ws(static_cast<std::size_t>(ws_bytes));
+  const guarded codes(n * b.code), scales(n * b.scale), global(n * b.global);
+  const guarded_workspace ws(n, d);
   const status st = with_types(m.cfg, [&](auto in, auto bias) {
     using IN = decltype(in);
     using BIAS = decltype(bias);
@@ -185,20 +185,18 @@ void one_shot(const stream_model& m, sequence& s, rope_table_view table) {
     p.norm_weight = a.norm_weight;
     p.rope = table;
     p.hadamard = a.hadamard;
-    const span<std::uint8_t> w{ws.get(), ws_bytes};
-    return m.cfg.nvfp4 ? write_path_nvfp4(p, {codes.get(), scales.get(), reinterpret_cast<float*>(global.get()), n, d},
-                                          w, nullptr, write_path_mode::two_kernel)
-                       : write_path_fp8(p, m.cfg.mode, {codes.get(), reinterpret_cast<float*>(scales.get()), n, d}, w,
-                                        nullptr, write_path_mode::two_kernel);
+    const span<std::uint8_t> w = ws.span_of();
+    return m.cfg.nvfp4 ? write_path_nvfp4(p, {codes.data(), scales.data(), global.f32(), n, d}, w, nullptr,
+                                          write_path_mode::two_kernel)
+                       : write_path_fp8(p, m.cfg.mode, {codes.data(), scales.f32(), n, d}, w, nullptr,
+                                        write_path_mode::two_kernel);
   });
   REQUIRE(st == status::ok);
   REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
-  s.codes = codes.download();
-  s.scales = scales.download();
-  s.global = global.download();
-  const std::vector<std::uint8_t> w = ws.download();
-  s.rows32.resize(static_cast<std::size_t>(n * d));
-  if (n > 0) std::memcpy(s.rows32.data(), w.data(), s.rows32.size() * sizeof(float));
+  s.codes = codes.checked();
+  s.scales = scales.checked();
+  s.global = global.checked();
+  s.rows32 = ws.checked_rows();
 }
 
 // Expects row i of sequence s in pool row r.
@@ -291,15 +289,28 @@ struct device_batch {
   const std::int32_t* mapping() const { return meta.get() + 3 * segments + 1; }
 };
 
-// A device state buffer of `slots` slots, zeroed.
+// A device state buffer of `slots` slots, zeroed, between guard bands.
 struct device_state {
   std::int64_t slots, slot_bytes;
-  device_buffer<std::uint8_t> buf;
+  guarded buf;
   device_state(const stream_cfg& c, std::int64_t n)
-      : slots(n), slot_bytes(append_state_bytes(c.ratio, c.d)), buf(static_cast<std::size_t>(n * slot_bytes)) {
-    buf.fill_bytes(0);
+      : slots(n), slot_bytes(append_state_bytes(c.ratio, c.d)), buf(n * slot_bytes) {
+    buf.fill_rows(0);
   }
-  append_state view() const { return {buf.get(), slots}; }
+  append_state view() const { return {buf.data(), slots}; }
+};
+
+// The error flags word of append calls, between guard bands, starting at 0.
+struct device_flags {
+  guarded_array<std::uint32_t> buf{1};
+  device_flags() { buf.upload({0u}); }
+  std::uint32_t* get() const { return buf.data(); }
+  // The flags (guard bands checked), cleared for the next call.
+  std::uint32_t take() {
+    const std::uint32_t f = buf.checked()[0];
+    buf.upload({0u});
+    return f;
+  }
 };
 
 // Runs one batch on the default stream and synchronises.
@@ -386,6 +397,7 @@ TEST_CASE("append: token by token, chunked and one-shot give the one-shot write 
         position += l;
       }
       pool.check();
+      (void)state.buf.checked();  // the states' guard bands
     }
   }
 }
@@ -441,9 +453,8 @@ TEST_CASE("append: mixed batches equal one-shot bytes and the host reference of 
 
     const std::int32_t state_of[6] = {4, 1, 2, 0, 3, 4};
     std::int64_t done[6] = {};
-    std::uint32_t* flags = nullptr;
-    device_buffer<std::uint32_t> dflags(std::vector<std::uint32_t>{0u});
-    flags = dflags.get();
+    device_flags dflags;
+    std::uint32_t* const flags = dflags.get();
     for (int step = 0;; ++step) {
       bool left = false;
       for (int s = 0; s < 6; ++s) left = left || done[s] < lengths[s];
@@ -470,10 +481,10 @@ TEST_CASE("append: mixed batches equal one-shot bytes and the host reference of 
                           hm, span<std::uint8_t>{ref_state.data(), static_cast<std::int64_t>(ref_state.size())},
                           make_tensor_view(ref_rows.data(), pool_rows, cfg->d), ref_written.data()) == status::ok);
     }
-    CHECK(dflags.download()[0] == 0u);
+    CHECK(dflags.take() == 0u);
     pool.check();                                  // the one-shot bytes, row by row
     CHECK(pool.written_rows() == ref_written);     // the rows the model writes, and no other
-    CHECK(state.buf.download() == ref_state);      // the same state bytes
+    CHECK(state.buf.checked() == ref_state);       // the same state bytes (guard bands intact)
     // The FP32 rows behind those bytes are the model's rows (compress tolerance).
     std::vector<float> gpu_rows(static_cast<std::size_t>(pool_rows * cfg->d), 0.0f);
     std::vector<double> want(gpu_rows.size(), 0.0);
@@ -530,7 +541,7 @@ TEST_CASE("append: a decode step captured in a CUDA graph, replayed with new met
     device_buffer<float> kv(static_cast<std::size_t>(bf16 ? 0 : batch * width)), gate(kv.size());
     device_buffer<std::uint16_t> kv_bits(static_cast<std::size_t>(bf16 ? batch * width : 0)), gate_bits(kv_bits.size());
     device_buffer<std::int32_t> meta(static_cast<std::size_t>(3 * batch + 1 + batch));  // cu | pos | slots | mapping
-    device_buffer<std::uint32_t> flags(std::vector<std::uint32_t>{0u});
+    device_flags flags;
     cudaGraph_t graph = nullptr;
     REQUIRE(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal) == cudaSuccess);
     const status st = with_types(*cfg, [&](auto in, auto bias) {
@@ -608,8 +619,9 @@ TEST_CASE("append: a decode step captured in a CUDA graph, replayed with new met
       REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);  // the host buffers are reused
     }
     for (int s = 0; s < batch; ++s) CHECK(done[s] == seqs[static_cast<std::size_t>(s)].host.tokens);
-    CHECK(flags.download()[0] == 0u);
+    CHECK(flags.take() == 0u);
     pool.check();
+    (void)state.buf.checked();  // the states' guard bands
     REQUIRE(cudaGraphExecDestroy(exec) == cudaSuccess);
     REQUIRE(cudaGraphDestroy(graph) == cudaSuccess);
   }
@@ -629,12 +641,8 @@ TEST_CASE("append: device-side metadata errors raise their bits and write only w
   const std::int64_t pool_rows = a.rows() + b.rows();
   pool_buffers pool(cfg, pool_rows);
   device_state state(cfg, 2);
-  device_buffer<std::uint32_t> flags(std::vector<std::uint32_t>{0u});
-  const auto flags_now = [&] {
-    const std::uint32_t f = flags.download()[0];
-    flags.upload({0u});
-    return f;
-  };
+  device_flags flags;
+  const auto flags_now = [&] { return flags.take(); };
   // Sequence a continues at position 5 in a state that was never written (zero header): its
   // first two rows need the state and are not written; the rows made of new tokens only are.
   {
@@ -643,7 +651,7 @@ TEST_CASE("append: device-side metadata errors raise their bits and write only w
     CHECK(flags_now() == append_error_state_mismatch);
     for (std::int64_t i = 3; i < a.rows(); ++i) expect_row(pool, a, i, i);  // blocks 1, 2 need tokens < 5
     pool.check();
-    const std::vector<std::uint8_t> after = state.buf.download();
+    const std::vector<std::uint8_t> after = state.buf.checked();
     CHECK(std::all_of(after.begin(), after.begin() + 16, [](std::uint8_t x) { return x == 0; }));  // unchanged
   }
   // A state slot out of range at position 0: rows written (no state needed), state not kept.
@@ -706,7 +714,7 @@ TEST_CASE("append: device-side metadata errors raise their bits and write only w
     const device_buffer<std::int32_t> which(std::vector<std::int32_t>{0, 5, -1});  // out-of-range names skipped
     REQUIRE(reset_append_state(state.view(), cfg.ratio, cfg.d, which.get(), 3, nullptr) == status::ok);
     REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
-    const std::vector<std::uint8_t> s = state.buf.download();
+    const std::vector<std::uint8_t> s = state.buf.checked();
     CHECK(std::all_of(s.begin(), s.begin() + 16, [](std::uint8_t x) { return x == 0; }));
     const device_batch next(cfg, {{&a, 2 * m + 1, 2 * m, 0}});
     REQUIRE(run_batch(model, table.view, next, state, pool, flags.get()) == status::ok);
@@ -722,10 +730,9 @@ TEST_CASE("append: bad arguments return their status and change no byte", "[gpu]
   map_in_order(a, 0);
   pool_buffers pool(cfg, a.rows());
   device_state state(cfg, 2);
-  state.buf.fill_bytes(sentinel_byte);
+  state.buf.reset();
   const device_batch batch(cfg, {{&a, 0, 64, 0}});
-  device_buffer<std::uint32_t> flags(std::vector<std::uint32_t>{0u});
-  flags.fill_bytes(sentinel_byte);
+  const guarded_array<std::uint32_t> flags(1);  // all sentinel: nothing may write it
   append_params<float, float> p = stream_params<float, float>(model, table.view);
   const std::int64_t w = compress_input_width(4, 512);
   p.kv = {batch.kv.get(), 64, w, w};
@@ -736,13 +743,13 @@ TEST_CASE("append: bad arguments return their status and change no byte", "[gpu]
   p.state_slots = batch.state_slots();
   p.slot_mapping = batch.mapping();
   p.state = state.view();
-  p.error_flags = flags.get();
+  p.error_flags = flags.data();
   const auto expect = [&](const append_params<float, float>& q, const nvfp4_rows& out, status want) {
     CHECK(append_nvfp4(q, out, nullptr) == want);
     REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
-    CHECK(untouched(pool.codes.buf));
-    CHECK(untouched(pool.scales.buf));
-    CHECK(untouched(pool.global.buf));
+    CHECK(untouched(pool.codes));
+    CHECK(untouched(pool.scales));
+    CHECK(untouched(pool.global));
     CHECK(untouched(state.buf));
     CHECK(untouched(flags));
   };
@@ -767,7 +774,7 @@ TEST_CASE("append: bad arguments return their status and change no byte", "[gpu]
   q.cu_seqlens = reinterpret_cast<const std::int32_t*>(reinterpret_cast<const std::uint8_t*>(batch.cu()) + 2);
   expect(q, good, status::misaligned);
   q = p;
-  q.state.data = state.buf.get() + 8;
+  q.state.data = state.buf.data() + 8;
   q.state.slots = 1;
   expect(q, good, status::misaligned);
   q = p;
@@ -793,7 +800,7 @@ TEST_CASE("append: bad arguments return their status and change no byte", "[gpu]
   q.state = {pool.codes.data(), 1};
   expect(q, good, status::aliasing);
   q = p;
-  q.error_flags = reinterpret_cast<std::uint32_t*>(state.buf.get() + 64);
+  q.error_flags = reinterpret_cast<std::uint32_t*>(state.buf.data() + 64);
   expect(q, good, status::aliasing);
   q = p;
   q.error_flags = reinterpret_cast<std::uint32_t*>(const_cast<std::int32_t*>(batch.positions()));
@@ -810,9 +817,9 @@ TEST_CASE("append: bad arguments return their status and change no byte", "[gpu]
   CHECK(reset_append_state(state.view(), 8, 512, which.get(), 1, nullptr) == status::unsupported_shape);
   CHECK(reset_append_state(state.view(), 4, 512, nullptr, 1, nullptr) == status::null_pointer);
   CHECK(reset_append_state(state.view(), 4, 512, which.get(), -1, nullptr) == status::invalid_argument);
-  CHECK(reset_append_state({state.buf.get() + 4, 1}, 4, 512, which.get(), 1, nullptr) == status::misaligned);
+  CHECK(reset_append_state({state.buf.data() + 4, 1}, 4, 512, which.get(), 1, nullptr) == status::misaligned);
   CHECK(reset_append_state(state.view(), 4, 512,
-                           reinterpret_cast<const std::int32_t*>(state.buf.get() + 32), 1, nullptr) == status::aliasing);
+                           reinterpret_cast<const std::int32_t*>(state.buf.data() + 32), 1, nullptr) == status::aliasing);
   CHECK(reset_append_state(state.view(), 4, 512, which.get(), 0, nullptr) == status::ok);
   REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
   CHECK(untouched(state.buf));

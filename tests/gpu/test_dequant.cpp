@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "device_buffer.hpp"
+#include "guarded_buffer.hpp"
 #include "dsv4kv/dequant.hpp"
 #include "dsv4kv/ref/fp8_codec.hpp"
 #include "dsv4kv/ref/nvfp4_codec.hpp"
@@ -29,7 +30,6 @@ using namespace dsv4kv::test;
 
 namespace {
 
-constexpr int sentinel_byte = 0xA5;
 constexpr std::uint16_t sentinel_bf16 = 0xA5A5;
 constexpr std::uint32_t sentinel_f32 = 0xA5A5A5A5u;
 
@@ -228,39 +228,23 @@ std::int64_t raw_rows(std::int64_t d, std::size_t scales) {
   return per * static_cast<std::int64_t>(scales);
 }
 
-// A device output of `rows` rows of `d` elements at `row_stride`, with `guard` sentinel elements
-// before and after; everything starts as the sentinel.
+// Every element of the rows of a guarded output (tests/common/guarded_buffer.hpp) equals
+// want[r * d + k] (NaN-aware for FP32); no byte outside the rows (guard bands, gaps) was written.
 template <class T>
-struct guarded_output {
-  std::int64_t rows, d, row_stride, guard;
-  device_buffer<T> buf;
-  guarded_output(std::int64_t r, std::int64_t dd, std::int64_t stride, std::int64_t g = 64)
-      : rows(r), d(dd), row_stride(stride), guard(g), buf(static_cast<std::size_t>(2 * g + r * stride)) {
-    buf.fill_bytes(sentinel_byte);
-  }
-  tensor_view<T> view() const { return {buf.get() + guard, rows, d, row_stride}; }
-  // Every element of the view equals want[r * d + k]; every other element is still the sentinel.
-  void check(const std::vector<T>& want, const char* what) const {
-    DSV4KV_TEST_CUDA(cudaDeviceSynchronize());
-    const std::vector<T> got = buf.download();
-    std::size_t bad_value = 0, bad_guard = 0;
-    for (std::int64_t i = 0; i < static_cast<std::int64_t>(got.size()); ++i) {
-      const std::int64_t e = i - guard, r = e >= 0 ? e / row_stride : -1, k = e >= 0 ? e % row_stride : -1;
-      const bool inside = e >= 0 && r < rows && k < d;
-      if (inside) {
-        const T w = want[r * d + k];
-        if (!same_value(got[i], w) && ++bad_value <= 5) {
-          std::printf("%s: row %lld col %lld: gpu %08x, reference %08x\n", what, static_cast<long long>(r),
-                      static_cast<long long>(k), bits_of(got[i]), bits_of(w));
-        }
-      } else if (bits_of(got[i]) != sentinel_bits<T>() && ++bad_guard <= 5) {
-        std::printf("%s: element %lld outside the view was written\n", what, static_cast<long long>(e));
-      }
+void check_output(const guarded_array<T>& out, const std::vector<T>& want, const char* what) {
+  DSV4KV_TEST_CUDA(cudaDeviceSynchronize());
+  INFO(what);
+  const std::vector<T> got = out.checked();
+  REQUIRE(got.size() == want.size());
+  std::size_t bad_value = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (!same_value(got[i], want[i]) && ++bad_value <= 5) {
+      std::printf("%s: row %lld col %lld: gpu %08x, reference %08x\n", what, static_cast<long long>(i / out.cols()),
+                  static_cast<long long>(i % out.cols()), bits_of(got[i]), bits_of(want[i]));
     }
-    CHECK(bad_value == 0);
-    CHECK(bad_guard == 0);
   }
-};
+  CHECK(bad_value == 0);
+}
 
 // Full-pool reference in OUT's type.
 template <class OUT, class POOL>
@@ -288,9 +272,9 @@ std::vector<OUT> reference_selected(POOL& p, const std::vector<std::int32_t>& id
 
 template <class OUT, class POOL>
 void check_all_rows(POOL& p, std::int64_t pad, const char* what) {
-  guarded_output<OUT> out(p.rows, p.d, p.d + pad);
+  guarded_array<OUT> out(p.rows, p.d, p.d + pad);
   REQUIRE(POOL::all(p.device(), out.view(), nullptr) == status::ok);
-  out.check(reference_all<OUT>(p), what);
+  check_output(out, reference_all<OUT>(p), what);
 }
 
 // Random indices into [0, rows) with every kind of bad index, repeats and reversed runs mixed in.
@@ -312,9 +296,9 @@ template <class OUT, class POOL>
 void check_selected(POOL& p, std::int64_t k, std::int64_t pad, std::uint32_t seed, const char* what) {
   const std::vector<std::int32_t> idx = random_indices(k, p.rows, seed);
   device_buffer<std::int32_t> d_idx(idx);
-  guarded_output<OUT> out(k, p.d, p.d + pad);
+  guarded_array<OUT> out(k, p.d, p.d + pad);
   REQUIRE(POOL::selected(p.device(), {d_idx.get(), k}, out.view(), nullptr) == status::ok);
-  out.check(reference_selected<OUT>(p, idx), what);
+  check_output(out, reference_selected<OUT>(p, idx), what);
 }
 
 // Batched: `tokens` index lists of k (index row stride k + 5); each token's k rows sit after
@@ -329,7 +313,7 @@ void check_batched(POOL& p, std::int64_t tokens, std::int64_t k, std::uint32_t s
     std::copy_n(random.begin() + t * k, k, idx.begin() + t * index_stride);
   }
   device_buffer<std::int32_t> d_idx(idx);
-  guarded_output<OUT> buf(tokens * token_rows, p.d, row_stride);  // the whole per-token buffers
+  guarded_array<OUT> buf(tokens * token_rows, p.d, row_stride);  // the whole per-token buffers
   batched_rows_view<OUT> out{buf.view().data + window * row_stride, tokens, k, p.d, row_stride, token_stride};
   REQUIRE(POOL::batched(p.device(), {d_idx.get(), tokens, k, index_stride}, out, nullptr) == status::ok);
   // Expected buffer: each token's rows [window, window + k) from the reference, others sentinel.
@@ -340,7 +324,7 @@ void check_batched(POOL& p, std::int64_t tokens, std::int64_t k, std::uint32_t s
   for (std::int64_t t = 0; t < tokens; ++t) {
     std::copy_n(ref.begin() + t * k * p.d, k * p.d, want.begin() + (t * token_rows + window) * p.d);
   }
-  buf.check(want, what);
+  check_output(buf, want, what);
 }
 
 template <class POOL>
@@ -419,7 +403,7 @@ TEST_CASE("selective dequant: bad indices give zero rows, empty and pool-less ca
   const auto k = static_cast<std::int64_t>(idx.size());
 
   SECTION("only the valid rows are decoded, the rest are +0") {
-    guarded_output<std::uint16_t> out(k, 512, 512 + 8);
+    guarded_array<std::uint16_t> out(k, 512, 512 + 8);
     REQUIRE(dequant_nvfp4_selected(p.device(), {d_idx.get(), k}, out.view(), nullptr) == status::ok);
     std::vector<std::uint16_t> want = p.ref_selected_bf16(idx);
     for (std::size_t i = 0; i < idx.size(); ++i) {
@@ -427,25 +411,25 @@ TEST_CASE("selective dequant: bad indices give zero rows, empty and pool-less ca
         for (int c = 0; c < 512; ++c) REQUIRE(want[i * 512 + c] == 0);
       }
     }
-    out.check(want, "bad indices");
+    check_output(out, want, "bad indices");
   }
   SECTION("k = 0 launches nothing and writes nothing") {
-    guarded_output<std::uint16_t> out(0, 512, 512);
+    guarded_array<std::uint16_t> out(0, 512, 512);
     REQUIRE(dequant_nvfp4_selected(p.device(), {d_idx.get(), 0}, out.view(), nullptr) == status::ok);
     REQUIRE(dequant_nvfp4_selected(p.device(), {nullptr, 0}, tensor_view<std::uint16_t>{nullptr, 0, 512, 512}, nullptr) ==
             status::ok);
-    out.check({}, "k = 0");
+    check_output(out, {}, "k = 0");
   }
   SECTION("rows = 0: all-rows dequant is a no-op; selected rows from an empty pool are zero rows") {
     const const_nvfp4_rows empty{nullptr, nullptr, nullptr, 0, 512};
     REQUIRE(dequant_nvfp4(empty, tensor_view<std::uint16_t>{nullptr, 0, 512, 512}, nullptr) == status::ok);
-    guarded_output<std::uint16_t> out(k, 512, 512);
+    guarded_array<std::uint16_t> out(k, 512, 512);
     REQUIRE(dequant_nvfp4_selected(empty, {d_idx.get(), k}, out.view(), nullptr) == status::ok);
-    out.check(std::vector<std::uint16_t>(k * 512, 0), "empty pool");
+    check_output(out, std::vector<std::uint16_t>(k * 512, 0), "empty pool");
     const const_fp8_rows empty8{nullptr, nullptr, 0, 128};
-    guarded_output<float> out8(k, 128, 128);
+    guarded_array<float> out8(k, 128, 128);
     REQUIRE(dequant_fp8_selected(empty8, {d_idx.get(), k}, out8.view(), nullptr) == status::ok);
-    out8.check(std::vector<float>(k * 128, 0.0f), "empty fp8 pool");
+    check_output(out8, std::vector<float>(k * 128, 0.0f), "empty fp8 pool");
   }
   SECTION("tokens = 0 in a batched call") {
     REQUIRE(dequant_nvfp4_selected_batched(p.device(), {d_idx.get(), 0, k, k},
@@ -622,10 +606,10 @@ TEST_CASE("selective dequant addresses pools larger than 2^31 bytes with 64-bit 
       }
       device_buffer<std::int32_t> d_idx(idx);
       const auto k = static_cast<std::int64_t>(idx.size());
-      guarded_output<std::uint16_t> out(k, d, d);
+      guarded_array<std::uint16_t> out(k, d, d);
       const status st = dequant_nvfp4_selected({codes, scales, g, pool_rows, d}, {d_idx.get(), k}, out.view(), nullptr);
       CHECK(st == status::ok);
-      out.check(want, "nvfp4 pool > 2^31 bytes");
+      check_output(out, want, "nvfp4 pool > 2^31 bytes");
       cudaFree(codes);
       cudaFree(scales);
       cudaFree(g);
@@ -649,10 +633,10 @@ TEST_CASE("selective dequant addresses pools larger than 2^31 bytes with 64-bit 
       }
       device_buffer<std::int32_t> d_idx(idx);
       const auto k = static_cast<std::int64_t>(idx.size());
-      guarded_output<std::uint16_t> out(k, d, d);
+      guarded_array<std::uint16_t> out(k, d, d);
       const status st = dequant_fp8_selected({codes, sc, pool_rows, d}, {d_idx.get(), k}, out.view(), nullptr);
       CHECK(st == status::ok);
-      out.check(want, "fp8 pool > 2^31 bytes");
+      check_output(out, want, "fp8 pool > 2^31 bytes");
       cudaFree(codes);
       cudaFree(sc);
     });
@@ -669,43 +653,43 @@ TEST_CASE("dequant is deterministic and replays identically from a CUDA graph", 
   const std::int64_t tokens = 4, k = 257;
   const std::vector<std::int32_t> idx = random_indices(tokens * k, p.rows, 8u);
   device_buffer<std::int32_t> d_idx(idx);
-  const std::int64_t n512 = tokens * k * 512, n128 = tokens * k * 128;
-  device_buffer<std::uint16_t> a(n512), b(n512), c(n512), a8(n128), b8(n128);
-  for (auto* buf : {&a, &b, &c, &a8, &b8}) buf->fill_bytes(sentinel_byte);
+  const std::int64_t rows = tokens * k;
+  guarded_array<std::uint16_t> a(rows, 512, 512), b(rows, 512, 512), a8(rows, 128, 128), b8(rows, 128, 128);
 
   cudaStream_t stream;
-  DSV4KV_TEST_CUDA(cudaStreamCreate(&stream));  // blocking: ordered with the fill_bytes memsets
+  DSV4KV_TEST_CUDA(cudaStreamCreate(&stream));  // blocking: ordered with the sentinel memsets
   auto enqueue = [&](std::uint16_t* out, std::uint16_t* out8) {
     REQUIRE(dequant_nvfp4_selected(p.device(), {d_idx.get(), tokens * k}, {out, tokens * k, 512, 512}, stream) == status::ok);
     REQUIRE(dequant_fp8_selected_batched(q.device(), {d_idx.get(), tokens, k, k},
                                          batched_rows_view<std::uint16_t>{out8, tokens, k, 128, 128, k * 128}, stream) ==
             status::ok);
   };
-  enqueue(a.get(), a8.get());
-  enqueue(b.get(), b8.get());
+  enqueue(a.data(), a8.data());
+  enqueue(b.data(), b8.data());
   DSV4KV_TEST_CUDA(cudaStreamSynchronize(stream));
-  CHECK((a.download() == b.download()));  // two runs, same bytes
-  CHECK((a8.download() == b8.download()));
-  CHECK((a.download() == p.ref_selected_bf16(idx)));
-  CHECK((a8.download() == q.ref_selected_bf16(idx)));
+  const std::vector<std::uint16_t> want = a.checked(), want8 = a8.checked();
+  CHECK((b.checked() == want));  // two runs, same bytes
+  CHECK((b8.checked() == want8));
+  CHECK((want == p.ref_selected_bf16(idx)));
+  CHECK((want8 == q.ref_selected_bf16(idx)));
 
   // Capture into a graph (global mode: no illegal call may happen while capturing), replay twice.
-  b.fill_bytes(sentinel_byte);
-  b8.fill_bytes(sentinel_byte);
+  b.reset();
+  b8.reset();
   cudaGraph_t graph;
   cudaGraphExec_t exec;
   DSV4KV_TEST_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-  enqueue(b.get(), b8.get());
+  enqueue(b.data(), b8.data());
   DSV4KV_TEST_CUDA(cudaStreamEndCapture(stream, &graph));
   DSV4KV_TEST_CUDA(cudaGraphInstantiate(&exec, graph, 0));
-  CHECK((b.download() == c.download()));  // capturing ran nothing: b is still all sentinel, like c
+  CHECK(b.untouched());  // capturing ran nothing
   for (int replay = 0; replay < 2; ++replay) {
     DSV4KV_TEST_CUDA(cudaGraphLaunch(exec, stream));
     DSV4KV_TEST_CUDA(cudaStreamSynchronize(stream));
-    CHECK((b.download() == a.download()));
-    CHECK((b8.download() == a8.download()));
-    b.fill_bytes(sentinel_byte);
-    b8.fill_bytes(sentinel_byte);
+    CHECK((b.checked() == want));
+    CHECK((b8.checked() == want8));
+    b.reset();
+    b8.reset();
   }
   DSV4KV_TEST_CUDA(cudaGraphExecDestroy(exec));
   DSV4KV_TEST_CUDA(cudaGraphDestroy(graph));

@@ -8,7 +8,9 @@
 //     the indexer keys: bit-exact against ref::decode_*;
 //   - a second prefill appends after the first; capacity overflow (capacity_exceeded) and every bad argument return
 //     their status and change no byte, no row count, no workspace byte;
-//   - a cache over explicit engine-owned arrays; capture in a CUDA graph and replay.
+//   - a cache over explicit engine-owned arrays; capture in a CUDA graph and replay;
+//   - every read output between guard bands; the two-kernel workspace holds exactly the rows and
+//     amax scratch of each stream (sentinel padding), the fused mode leaves it untouched.
 #include <catch2/catch.hpp>
 #include <cuda_runtime.h>  // before device_buffer.hpp: its cudaMalloc(&T*) needs the template overload
 
@@ -142,6 +144,34 @@ std::vector<float> ws_indexer_rows(const compressed_kv_cache& c, span<std::uint8
   return c.has_indexer() ? from_device(c.workspace_indexer_rows(ws, n).data, n * 128) : std::vector<float>{};
 }
 
+// What a two-kernel append of n rows wrote into a cache workspace that held only sentinel bytes
+// before: the main KV's FP32 rows (main_rows) and amax scratch at offset 0, then (CSA) the
+// indexer's at the offset workspace_indexer_rows() names, each amax scratch at the next
+// write_path_workspace_alignment boundary after its rows (write_path.hpp); every other byte of the
+// workspace is still the sentinel.
+void check_workspace_layout(const compressed_kv_cache& c, span<std::uint8_t> ws, std::int64_t n,
+                            const std::vector<float>& main_rows, const std::vector<float>& idx_rows) {
+  std::vector<std::uint8_t> image = from_device(ws.data, ws.size);
+  const auto take = [&](std::int64_t at, const void* want, std::int64_t bytes) {
+    REQUIRE(at + bytes <= static_cast<std::int64_t>(image.size()));
+    if (bytes == 0) return;
+    CHECK(std::memcmp(image.data() + at, want, static_cast<std::size_t>(bytes)) == 0);
+    std::memset(image.data() + at, sentinel_byte, static_cast<std::size_t>(bytes));
+  };
+  const auto stream_part = [&](std::int64_t at, const std::vector<float>& rows, std::int64_t d) {
+    const std::int64_t rows_bytes = n * d * static_cast<std::int64_t>(sizeof(float)), a = write_path_workspace_alignment;
+    const std::vector<float> amax = packed_row_amax(rows.data(), n, d, d);
+    take(at, rows.data(), rows_bytes);
+    take(at + (rows_bytes + a - 1) / a * a, amax.data(), n * static_cast<std::int64_t>(sizeof(float)));
+  };
+  stream_part(0, main_rows, c.main_d());
+  if (c.has_indexer() && n > 0) {
+    const auto* idx = reinterpret_cast<const std::uint8_t*>(c.workspace_indexer_rows(ws, n).data);
+    stream_part(idx - ws.data, idx_rows, c.indexer_d());
+  }
+  CHECK(count_bytes_not(image.data(), image.size(), sentinel_byte) == 0);
+}
+
 // The BF16 reads of a cache with `rows` rows against the reference decoders on the expected image.
 void check_reads(const compressed_kv_cache& cache, expected_image& want, std::int64_t rows, cudaStream_t stream,
                  std::uint32_t seed) {
@@ -149,12 +179,12 @@ void check_reads(const compressed_kv_cache& cache, expected_image& want, std::in
   const const_nvfp4_rows ref_main = want.main_rows(rows);
 
   // All rows.
-  device_buffer<std::uint16_t> all(static_cast<std::size_t>(rows * 512));
-  REQUIRE(cache.read_main(make_tensor_view(all.get(), rows, 512), stream) == status::ok);
+  const guarded_array<std::uint16_t> all(rows, 512, 512);
+  REQUIRE(cache.read_main(all.view(), stream) == status::ok);
   std::vector<std::uint16_t> ref_all(static_cast<std::size_t>(rows * 512));
   REQUIRE(ref::decode_nvfp4_bf16(ref_main, make_tensor_view(ref_all.data(), rows, 512)) == status::ok);
   REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
-  CHECK(all.download() == ref_all);
+  CHECK(all.checked() == ref_all);
 
   // Selected: both ends, repeats, -1, rows past rows() inside the capacity, INT32_MAX, random.
   std::mt19937 rng(seed);
@@ -164,13 +194,13 @@ void check_reads(const compressed_kv_cache& cache, expected_image& want, std::in
   while (idx.size() < 64) idx.push_back(pick(rng));
   const std::int64_t k = static_cast<std::int64_t>(idx.size());
   const device_buffer<std::int32_t> d_idx(idx);
-  device_buffer<std::uint16_t> sel(static_cast<std::size_t>(k * 512));
-  REQUIRE(cache.read_main_selected({d_idx.get(), k}, make_tensor_view(sel.get(), k, 512), stream) == status::ok);
+  const guarded_array<std::uint16_t> sel(k, 512, 512 + 64);  // strided: sentinel gaps between rows
+  REQUIRE(cache.read_main_selected({d_idx.get(), k}, sel.view(), stream) == status::ok);
   std::vector<std::uint16_t> ref_sel(static_cast<std::size_t>(k * 512));
   REQUIRE(ref::decode_nvfp4_selected_bf16(ref_main, {idx.data(), k}, make_tensor_view(ref_sel.data(), k, 512)) ==
           status::ok);
   REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
-  CHECK(sel.download() == ref_sel);
+  CHECK(sel.checked() == ref_sel);
 
   // Batched: 8 query tokens x 64 indices (the same list rotated per token), token stride > k rows.
   const std::int64_t tokens = 8, token_stride = (k + 3) * 512;
@@ -179,31 +209,28 @@ void check_reads(const compressed_kv_cache& cache, expected_image& want, std::in
     for (std::int64_t j = 0; j < k; ++j) bidx[t * k + j] = idx[(j + 7 * t) % k];
   }
   const device_buffer<std::int32_t> d_bidx(bidx);
-  device_buffer<std::uint16_t> bsel(static_cast<std::size_t>(tokens * token_stride));
-  bsel.fill_bytes(sentinel_byte);
+  // One guarded row per query token holding its k rows; the 3 rows after them stay sentinel.
+  const guarded_array<std::uint16_t> bsel(tokens, k * 512, token_stride);
   REQUIRE(cache.read_main_selected_batched({d_bidx.get(), tokens, k, k},
-                                           {bsel.get(), tokens, k, 512, 512, token_stride}, stream) == status::ok);
+                                           {bsel.data(), tokens, k, 512, 512, token_stride}, stream) == status::ok);
   REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
-  const std::vector<std::uint16_t> got = bsel.download();
+  const std::vector<std::uint16_t> got = bsel.checked();  // [tokens, k * 512]; the gaps checked
   for (std::int64_t t = 0; t < tokens; ++t) {
     INFO("query token " << t);
     std::vector<std::uint16_t> ref_t(static_cast<std::size_t>(k * 512));
     REQUIRE(ref::decode_nvfp4_selected_bf16(ref_main, {bidx.data() + t * k, k},
                                             make_tensor_view(ref_t.data(), k, 512)) == status::ok);
-    CHECK(std::vector<std::uint16_t>(got.begin() + t * token_stride, got.begin() + t * token_stride + k * 512) == ref_t);
-    CHECK(all_bytes_are(std::vector<std::uint16_t>(got.begin() + t * token_stride + k * 512,
-                                                   got.begin() + (t + 1) * token_stride),
-                        sentinel_byte));
+    CHECK(std::vector<std::uint16_t>(got.begin() + t * k * 512, got.begin() + (t + 1) * k * 512) == ref_t);
   }
 
   // Indexer keys.
   if (cache.has_indexer()) {
-    device_buffer<std::uint16_t> keys(static_cast<std::size_t>(rows * 128));
-    REQUIRE(cache.read_indexer(make_tensor_view(keys.get(), rows, 128), stream) == status::ok);
+    const guarded_array<std::uint16_t> keys(rows, 128, 128);
+    REQUIRE(cache.read_indexer(keys.view(), stream) == status::ok);
     std::vector<std::uint16_t> ref_keys(static_cast<std::size_t>(rows * 128));
     REQUIRE(ref::decode_fp8_bf16(want.indexer_rows(rows), make_tensor_view(ref_keys.data(), rows, 128)) == status::ok);
     REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
-    CHECK(keys.download() == ref_keys);
+    CHECK(keys.checked() == ref_keys);
   }
 }
 
@@ -251,6 +278,7 @@ TEST_CASE("kv cache: one prefill round trip, bit-exact against the host referenc
 
     // The FP32 rows: the write path's accuracy against the double reference (SPEC §9).
     const std::vector<float> main_rows = ws_main_rows(cache, ws, n), idx_rows = ws_indexer_rows(cache, ws, n);
+    check_workspace_layout(cache, ws, n, main_rows, idx_rows);
     CHECK(max_relative_error(main_rows.data(), 512, reference_rows(p.main, prefill::main_epilogue()), n, 512) <=
           compress_tolerance);
     if (cfg.indexer) {
@@ -271,6 +299,7 @@ TEST_CASE("kv cache: one prefill round trip, bit-exact against the host referenc
     REQUIRE(cudaStreamSynchronize(stream.s) == cudaSuccess);
     CHECK(fused.cache().rows() == n);
     CHECK(image_of(fused) == want.bytes);
+    CHECK(all_bytes_are(from_device(fused.workspace().data, fused.workspace().size), sentinel_byte));  // unused
   }
 }
 
@@ -482,8 +511,8 @@ TEST_CASE("kv cache: over explicit engine-owned arrays", "[gpu][kv_cache]") {
   compressed_kv_cache cache;
   REQUIRE(compressed_kv_cache::create({codes.data(), scales.data(), g.f32(), capacity, 512},
                                       {icodes.data(), is.f32(), capacity, 128}, cache) == status::ok);
-  device_buffer<std::uint8_t> ws(static_cast<std::size_t>(cache.workspace_bytes(n)));
-  const span<std::uint8_t> w{ws.get(), cache.workspace_bytes(n)};
+  const guarded ws(cache.workspace_bytes(n));  // guard bands around the engine's workspace too
+  const span<std::uint8_t> w{ws.data(), cache.workspace_bytes(n)};
   REQUIRE(append(cache, p, table.view, w, stream.s) == status::ok);
   REQUIRE(cudaStreamSynchronize(stream.s) == cudaSuccess);
   const std::vector<float> mr = ws_main_rows(cache, w, n), ir = ws_indexer_rows(cache, w, n);
@@ -499,6 +528,7 @@ TEST_CASE("kv cache: over explicit engine-owned arrays", "[gpu][kv_cache]") {
   CHECK(icodes.checked() == part(v.indexer.codes, capacity * 128));
   CHECK(is.checked() == part(reinterpret_cast<const std::uint8_t*>(v.indexer.scales), capacity * 4));
   check_reads(cache, want, n, stream.s, 5);
+  CHECK(ws.damaged_bytes(ws.download_all()) == 0);
 }
 
 TEST_CASE("kv cache: an append captured in a CUDA graph writes on replay", "[gpu][kv_cache][graph]") {

@@ -4,14 +4,15 @@
 //   - the FP32 rows it left in the workspace are within 1e-5 of the double reference (compress ->
 //     RMSNorm -> RoPE -> Hadamard), the only stage with a tolerance;
 //   - the NVFP4 / FP8 bytes equal the host reference encoder run on those same FP32 rows;
-//   - two runs and a CUDA-graph replay give identical bytes; bad arguments write nothing.
+//   - two runs and a CUDA-graph replay give identical bytes; bad arguments write nothing;
+//   - outputs and workspace sit between guard bands; the workspace holds the FP32 rows and each
+//     row's amax scratch and nothing else (its padding keeps the sentinel).
 // These run the two-kernel chain (its FP32 rows are in the workspace); the fused default is
 // compared with it byte for byte in test_write_path_fused.cpp.
 #include <catch2/catch.hpp>
 #include <cuda_runtime.h>  // before device_buffer.hpp: its cudaMalloc(&T*) needs the template overload
 
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #include "device_buffer.hpp"
@@ -79,14 +80,6 @@ std::vector<std::uint8_t> reference_bytes(const stream_config& cfg, const std::v
   return codes;
 }
 
-// The FP32 rows [n, d] a run left in its workspace.
-std::vector<float> workspace_rows(const device_buffer<std::uint8_t>& ws, std::int64_t n, std::int64_t d) {
-  const std::vector<std::uint8_t> bytes = ws.download();
-  std::vector<float> rows(static_cast<std::size_t>(n * d));
-  if (!rows.empty()) std::memcpy(rows.data(), bytes.data(), rows.size() * sizeof(float));
-  return rows;
-}
-
 std::vector<std::int64_t> token_counts(int m, bool with_65536) {
   std::vector<std::int64_t> t = {0, 1, m - 1, m, m + 1, 4097};
   if (with_65536) t.push_back(65536);
@@ -106,14 +99,13 @@ TEST_CASE("write path: the three model streams against the reference", "[gpu][wr
       const compress_case c = make_compress_case(cfg->ratio, cfg->d, tokens, cfg->opt, ++seed);
       const device_compress_case dev(c);
       const std::int64_t n = c.rows(), d = c.d;
-      const std::int64_t ws_bytes = write_path_workspace_bytes(n, d);
-      CHECK(ws_bytes >= n * d * 4 + n * 4);
-      device_buffer<std::uint8_t> ws(static_cast<std::size_t>(ws_bytes));
+      const guarded_workspace ws(n, d);
+      CHECK(ws.size >= n * d * 4 + n * 4);
       const run_outputs out(n, d, cfg->nvfp4);
-      REQUIRE(run_pipeline(*cfg, c, dev, table, out, {ws.get(), ws_bytes}, stream) == status::ok);
+      REQUIRE(run_pipeline(*cfg, c, dev, table, out, ws.span_of(), stream) == status::ok);
       REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
 
-      const std::vector<float> rows = workspace_rows(ws, n, d);
+      const std::vector<float> rows = ws.checked_rows();  // guard bands, padding, amax scratch checked
       epilogue_options e;
       e.rope = true;
       e.hadamard = cfg->hadamard;
@@ -134,9 +126,9 @@ TEST_CASE("write path: two runs and a CUDA graph replay give identical bytes", "
     INFO(cfg->name);
     const compress_case c = make_compress_case(cfg->ratio, cfg->d, 4097, cfg->opt, 7000 + cfg->ratio);
     const device_compress_case dev(c);
-    const std::int64_t n = c.rows(), d = c.d, ws_bytes = write_path_workspace_bytes(n, d);
-    device_buffer<std::uint8_t> ws(static_cast<std::size_t>(ws_bytes));
-    const span<std::uint8_t> w{ws.get(), ws_bytes};
+    const std::int64_t n = c.rows(), d = c.d;
+    const guarded_workspace ws(n, d);
+    const span<std::uint8_t> w = ws.span_of();
 
     const run_outputs first(n, d, cfg->nvfp4), second(n, d, cfg->nvfp4);
     run_outputs replay(n, d, cfg->nvfp4);
@@ -153,8 +145,9 @@ TEST_CASE("write path: two runs and a CUDA graph replay give identical bytes", "
     REQUIRE(cudaStreamEndCapture(stream, &graph) == cudaSuccess);
     REQUIRE(captured == status::ok);
     REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
-    CHECK(untouched(replay.codes.buf));
+    CHECK(untouched(replay.codes));
     check_graph_replays(graph, stream, replay, want);
+    (void)ws.checked_rows();  // the workspace's guard bands and padding after all the runs
   }
   REQUIRE(cudaStreamDestroy(stream) == cudaSuccess);
 }
@@ -164,31 +157,30 @@ TEST_CASE("write path: bad arguments return their status and write nothing", "[g
   const compress_case c = make_compress_case(4, 512, 64, csa_main.opt, 31337);
   const device_compress_case dev(c);
   const std::int64_t n = c.rows(), d = c.d, ws_bytes = write_path_workspace_bytes(n, d);
-  device_buffer<std::uint8_t> ws(static_cast<std::size_t>(ws_bytes + 64));
-  ws.fill_bytes(sentinel_byte);
+  const guarded ws(ws_bytes);
   const run_outputs out(n, d, true);
   const run_outputs out8(n, 128, false);
   epilogue_options e;
   e.rope = true;
   const compress_params<float, float> p = make_params<float, float>(c, dev, e, table.view);
-  const span<std::uint8_t> good_ws{ws.get(), ws_bytes};
+  const span<std::uint8_t> good_ws{ws.data(), ws_bytes};
 
   const auto nothing_written = [&] {
     REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
     CHECK(untouched(ws));
-    CHECK(untouched(out.codes.buf));
-    CHECK(untouched(out.scales.buf));
-    CHECK(untouched(out.global.buf));
-    CHECK(untouched(out8.codes.buf));
-    CHECK(untouched(out8.scales.buf));
+    CHECK(untouched(out.codes));
+    CHECK(untouched(out.scales));
+    CHECK(untouched(out.global));
+    CHECK(untouched(out8.codes));
+    CHECK(untouched(out8.scales));
   };
   // The workspace (two-kernel chain only; the fused default does not use it).
   constexpr write_path_mode two_kernel = write_path_mode::two_kernel;
-  CHECK(write_path_nvfp4(p, out.nvfp4_view(), {ws.get(), ws_bytes - 4}, nullptr, two_kernel) == status::invalid_argument);
+  CHECK(write_path_nvfp4(p, out.nvfp4_view(), {ws.data(), ws_bytes - 4}, nullptr, two_kernel) == status::invalid_argument);
   nothing_written();
   CHECK(write_path_nvfp4(p, out.nvfp4_view(), {nullptr, ws_bytes}, nullptr, two_kernel) == status::null_pointer);
   nothing_written();
-  CHECK(write_path_nvfp4(p, out.nvfp4_view(), {ws.get() + 4, ws_bytes}, nullptr, two_kernel) == status::misaligned);
+  CHECK(write_path_nvfp4(p, out.nvfp4_view(), {ws.data() + 4, ws_bytes}, nullptr, two_kernel) == status::misaligned);
   nothing_written();
   CHECK(write_path_nvfp4(p, out.nvfp4_view(), good_ws, nullptr, static_cast<write_path_mode>(2)) ==
         status::invalid_argument);
@@ -219,7 +211,7 @@ TEST_CASE("write path: bad arguments return their status and write nothing", "[g
   CHECK(write_path_nvfp4(p, rows, good_ws, nullptr) == status::aliasing);
   nothing_written();
   rows = out.nvfp4_view();
-  rows.global_scales = reinterpret_cast<float*>(ws.get() + 64);
+  rows.global_scales = reinterpret_cast<float*>(ws.data() + 64);
   CHECK(write_path_nvfp4(p, rows, good_ws, nullptr, two_kernel) == status::aliasing);
   nothing_written();
   rows = out.nvfp4_view();

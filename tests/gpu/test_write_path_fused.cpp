@@ -69,18 +69,18 @@ void require_same_bytes(const fused_config& cfg, const compress_case& c, const e
                         const device_rope_table& table, cudaStream_t stream) {
   const device_compress_case dev(c);
   const std::int64_t n = c.rows(), d = c.d;
-  const std::int64_t ws_bytes = write_path_workspace_bytes(n, d);
-  device_buffer<std::uint8_t> ws(static_cast<std::size_t>(ws_bytes + 16));
+  guarded_workspace ws(n, d);
   const run_outputs two(n, d, cfg.nvfp4), fused(n, d, cfg.nvfp4);
   REQUIRE(cudaDeviceSynchronize() == cudaSuccess);  // the sentinel fills (legacy stream) are done
-  REQUIRE(run(cfg, c, dev, e, table, two, {ws.get(), ws_bytes}, write_path_mode::two_kernel, stream) == status::ok);
+  REQUIRE(run(cfg, c, dev, e, table, two, ws.span_of(), write_path_mode::two_kernel, stream) == status::ok);
   REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
-  ws.fill_bytes(sentinel_byte);
+  (void)ws.checked_rows();  // the two-kernel chain wrote only the rows and amax of its workspace
+  ws.buf.reset();
   REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
-  REQUIRE(run(cfg, c, dev, e, table, fused, {ws.get(), ws_bytes}, write_path_mode::fused, stream) == status::ok);
+  REQUIRE(run(cfg, c, dev, e, table, fused, ws.span_of(), write_path_mode::fused, stream) == status::ok);
   REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
   const std::vector<std::uint8_t> want = two.all_bytes(), got = fused.all_bytes();
-  CHECK(untouched(ws));
+  CHECK(untouched(ws.buf));
   REQUIRE(got.size() == want.size());
   std::size_t first_diff = want.size();
   for (std::size_t i = 0; i < want.size() && first_diff == want.size(); ++i) {
@@ -182,7 +182,7 @@ TEST_CASE("fused write path: two runs and CUDA graph replays give identical byte
     REQUIRE(cudaStreamEndCapture(stream, &graph) == cudaSuccess);
     REQUIRE(captured == status::ok);
     REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
-    CHECK(untouched(replay.codes.buf));  // capture ran nothing
+    CHECK(untouched(replay.codes));  // capture ran nothing
     check_graph_replays(graph, stream, replay, want);
   }
   REQUIRE(cudaStreamDestroy(stream) == cudaSuccess);
@@ -198,13 +198,14 @@ TEST_CASE("fused write path: bad arguments return their status and write nothing
   const compress_params<float, float> p = make_params<float, float>(c, dev, e, table.view);
   const run_outputs out(n, d, true), out8(n, 128, false);
   device_buffer<std::int32_t> positions(static_cast<std::size_t>(n));
+  positions.fill_bytes(0);
   const auto nothing_written = [&] {
     REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
-    CHECK(untouched(out.codes.buf));
-    CHECK(untouched(out.scales.buf));
-    CHECK(untouched(out.global.buf));
-    CHECK(untouched(out8.codes.buf));
-    CHECK(untouched(out8.scales.buf));
+    CHECK(untouched(out.codes));
+    CHECK(untouched(out.scales));
+    CHECK(untouched(out.global));
+    CHECK(untouched(out8.codes));
+    CHECK(untouched(out8.scales));
   };
   const span<std::uint8_t> no_ws{nullptr, 0};
   nvfp4_rows rows = out.nvfp4_view();
@@ -264,10 +265,9 @@ TEST_CASE("fused write path: bad arguments return their status and write nothing
         status::invalid_argument);
   nothing_written();
   // The fused path ignores the workspace entirely (any span, even a bad one, is fine).
-  device_buffer<std::uint8_t> ws(64);
-  ws.fill_bytes(sentinel_byte);
-  CHECK(write_path_nvfp4(p, out.nvfp4_view(), {ws.get() + 1, 3}, nullptr) == status::ok);
+  const guarded ws(64);
+  CHECK(write_path_nvfp4(p, out.nvfp4_view(), {ws.data() + 1, 3}, nullptr) == status::ok);
   REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
   CHECK(untouched(ws));
-  CHECK_FALSE(untouched(out.codes.buf));
+  CHECK_FALSE(untouched(out.codes));
 }

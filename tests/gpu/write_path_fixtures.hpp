@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Test-only fixtures of the write-path GPU tests: realistic projections (host and device), the
-// double-precision reference rows, the compress error metric, RoPE tables and sentinel checks.
+// double-precision reference rows, the compress error metric, RoPE tables, the guarded outputs and
+// workspace of a write path call (guard bands: tests/common/guarded_buffer.hpp).
 #include <catch2/catch.hpp>
 // cuda_runtime.h (not only _api.h): device_buffer.hpp's cudaMalloc(&T*) needs its template overload
 // when this header is compiled by the host C++ compiler.
@@ -17,23 +18,23 @@
 #include <vector>
 
 #include "device_buffer.hpp"
+#include "guarded_buffer.hpp"
 #include "split_mix_rng.hpp"
 #include "dsv4kv/compress.hpp"
 #include "dsv4kv/compress_geometry.hpp"
 #include "dsv4kv/formats/fp8_rows.hpp"
+#include "dsv4kv/formats/nvfp4_encoding.hpp"
 #include "dsv4kv/formats/nvfp4_rows.hpp"
 #include "dsv4kv/numerics/bf16.hpp"
 #include "dsv4kv/ref/rope.hpp"
 #include "dsv4kv/ref/write_path.hpp"
 #include "dsv4kv/rope_table.hpp"
+#include "dsv4kv/write_path.hpp"
 
 namespace dsv4kv::test {
 
 // Tolerance of compress (and the FP32 stages after it) against the double reference, SPEC §9.
 inline constexpr double compress_tolerance = 1e-5;
-
-// Byte every output buffer is filled with before a call that must not write it.
-inline constexpr int sentinel_byte = 0xA5;
 
 // Seeded splitmix64 generator (tests/common/split_mix_rng.hpp).
 using fast_rng = split_mix_rng;
@@ -203,9 +204,12 @@ struct device_rope_table {
 };
 
 // The double-precision reference rows [n, d] of the case with epilogue e (prefill positions; with
-// e.positions set, pass the host copy of the positions in `positions` instead).
+// e.positions set, pass the host copy of the positions in `positions` instead). RoPE uses `table`
+// (default: yarn_table()).
 inline std::vector<double> reference_rows(const compress_case& c, const epilogue_options& e,
-                                          const std::vector<std::int32_t>* positions = nullptr) {
+                                          const std::vector<std::int32_t>* positions = nullptr,
+                                          const rope_table* table = nullptr) {
+  const rope_table& rope = table != nullptr ? *table : yarn_table();
   const std::int64_t n = c.rows();
   ref::write_path_problem p;
   p.ratio = c.ratio;
@@ -215,14 +219,14 @@ inline std::vector<double> reference_rows(const compress_case& c, const epilogue
   p.norm_weight = c.opt.norm ? c.norm_weight.data() : nullptr;
   p.eps = static_cast<double>(e.eps);
   const bool explicit_positions = e.rope && positions != nullptr;
-  if (e.rope && !explicit_positions) p.rope = yarn_table().view();
+  if (e.rope && !explicit_positions) p.rope = rope.view();
   p.start_position = e.start_position;
   p.hadamard = e.hadamard && !explicit_positions;
   std::vector<double> out(static_cast<std::size_t>(n * c.d));
   const tensor_view<double> view = make_tensor_view(out.data(), n, c.d);
   if (ref::write_path_rows(p, view) != status::ok) throw std::runtime_error("ref::write_path_rows");
   if (explicit_positions) {
-    if (ref::rope(view, span<const std::int32_t>{positions->data(), n}, yarn_table().view()) != status::ok) {
+    if (ref::rope(view, span<const std::int32_t>{positions->data(), n}, rope.view()) != status::ok) {
       throw std::runtime_error("ref::rope");
     }
     if (e.hadamard) throw std::runtime_error("reference_rows: explicit positions with hadamard not wired");
@@ -251,39 +255,48 @@ inline double max_relative_error(const float* gpu, std::int64_t gpu_stride, cons
   return worst;
 }
 
-// True when every byte of `host` equals `byte`.
-template <class T>
-bool all_bytes_are(const std::vector<T>& host, int byte) {
-  const auto* p = reinterpret_cast<const unsigned char*>(host.data());
-  return std::all_of(p, p + host.size() * sizeof(T), [byte](unsigned char b) { return b == static_cast<unsigned char>(byte); });
-}
-
-// True when the device buffer still holds only sentinel bytes.
-template <class T>
-bool untouched(const device_buffer<T>& b) {
-  return all_bytes_are(b.download(), sentinel_byte);
-}
-
-// A device array of `bytes` bytes with guard_bytes sentinel bytes on each side (outputs whose
-// neighbours must never be written).
-inline constexpr std::int64_t guard_bytes = 64;
-struct guarded {
-  device_buffer<std::uint8_t> buf;
-  std::int64_t bytes;
-  explicit guarded(std::int64_t b) : buf(static_cast<std::size_t>(b + 2 * guard_bytes)), bytes(b) {
-    buf.fill_bytes(sentinel_byte);
+// The amax scratch value of each row [n, d] (row stride `stride`) as the quantizers leave it: the
+// row's amax, or NaN bits 0x7FC00000 for a row holding NaN or Inf (kernels/row_amax.cuh).
+inline std::vector<float> packed_row_amax(const float* x, std::int64_t n, std::int64_t d, std::int64_t stride) {
+  std::vector<float> out(static_cast<std::size_t>(n));
+  for (std::int64_t r = 0; r < n; ++r) {
+    row_amax a;
+    for (std::int64_t j = 0; j < d; ++j) a.add(x[r * stride + j]);
+    out[static_cast<std::size_t>(r)] = a.finite ? a.amax : bits_to_float(0x7FC00000u);
   }
-  std::uint8_t* data() const { return buf.get() + guard_bytes; }
-  float* f32() const { return reinterpret_cast<float*>(data()); }
-  // The array's bytes; fails the test (CHECK) when a guard byte changed.
-  std::vector<std::uint8_t> checked() const {
-    const std::vector<std::uint8_t> all = buf.download();
-    std::size_t bad = 0;
-    for (std::int64_t i = 0; i < guard_bytes; ++i) {
-      bad += (all[i] != sentinel_byte) + (all[guard_bytes + bytes + i] != sentinel_byte);
-    }
-    CHECK(bad == 0);
-    return {all.begin() + guard_bytes, all.begin() + guard_bytes + bytes};
+  return out;
+}
+
+// The workspace of a two-kernel write path of n rows of width d, with guard bands. What the call
+// writes there (write_path.hpp): the FP32 rows [n, d] at offset 0 and the FP32 amax scratch [n]
+// at the next write_path_workspace_alignment boundary; the padding after each is never written.
+struct guarded_workspace {
+  std::int64_t n, d, size;
+  guarded buf;
+  guarded_workspace(std::int64_t rows, std::int64_t width)
+      : n(rows), d(width), size(write_path_workspace_bytes(rows, width)), buf(size) {}
+  span<std::uint8_t> span_of() const { return {buf.data(), size}; }
+  std::int64_t rows_bytes() const { return n * d * static_cast<std::int64_t>(sizeof(float)); }
+  std::int64_t amax_offset() const {
+    const std::int64_t a = write_path_workspace_alignment;
+    return (rows_bytes() + a - 1) / a * a;
+  }
+  // The FP32 rows [n, d] the call left; fails the test (CHECK) when the guard bands or the padding
+  // changed, or when the amax scratch is not each row's amax (what the quantizer read).
+  std::vector<float> checked_rows() const {
+    const std::vector<std::uint8_t> all = buf.checked();
+    const std::int64_t amax_end = amax_offset() + n * static_cast<std::int64_t>(sizeof(float));
+    REQUIRE(static_cast<std::int64_t>(all.size()) >= amax_end);
+    std::vector<float> rows(static_cast<std::size_t>(n * d));
+    if (!rows.empty()) std::memcpy(rows.data(), all.data(), static_cast<std::size_t>(rows_bytes()));
+    const auto gap = static_cast<std::size_t>(amax_offset() - rows_bytes());
+    const std::size_t padding = count_bytes_not(all.data() + rows_bytes(), gap, sentinel_byte) +
+                                count_bytes_not(all.data() + amax_end, all.size() - static_cast<std::size_t>(amax_end),
+                                                sentinel_byte);
+    CHECK(padding == 0);
+    const std::vector<float> amax = packed_row_amax(rows.data(), n, d, d);
+    if (n > 0) CHECK(std::memcmp(all.data() + amax_offset(), amax.data(), amax.size() * sizeof(float)) == 0);
+    return rows;
   }
 };
 
@@ -314,9 +327,9 @@ inline void check_graph_replays(cudaGraph_t graph, cudaStream_t stream, run_outp
   cudaGraphExec_t exec = nullptr;
   REQUIRE(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess);
   for (int launch = 0; launch < 2; ++launch) {
-    out.codes.buf.fill_bytes(sentinel_byte);
-    out.scales.buf.fill_bytes(sentinel_byte);
-    out.global.buf.fill_bytes(sentinel_byte);
+    out.codes.reset();
+    out.scales.reset();
+    out.global.reset();
     REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
     REQUIRE(cudaGraphLaunch(exec, stream) == cudaSuccess);
     REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
