@@ -10,13 +10,14 @@
 //      L2 flushed before each run; target: chunked within 10 % of one-shot.
 // Every timed configuration is verified first: per-call and graph runs give the same pool bytes
 // and raise no error flag; chunked and one-shot prefill give the same bytes.
-// Usage: dsv4kv_bench_append [--json PATH]
+// Usage: dsv4kv_bench_append [--json PATH] [--config I] [--batch B]   (the last two: a subset, e.g. for ncu)
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -327,11 +328,18 @@ void bench_prefill(const model& m, rope_table_view rope, const l2_flusher& flush
 
 int main(int argc, char** argv) {
   std::string json;
+  int only_config = -1, only_batch = -1;  // --config I (index into configs), --batch B: a profiling subset
+  bool decode_only = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
       json = argv[++i];
+    } else if (std::strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+      only_config = std::atoi(argv[++i]);
+    } else if (std::strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
+      only_batch = std::atoi(argv[++i]);
+      decode_only = true;
     } else {
-      std::fprintf(stderr, "usage: %s [--json PATH]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--json PATH] [--config 0|1|2] [--batch B (decode only)]\n", argv[0]);
       return 2;
     }
   }
@@ -373,10 +381,13 @@ int main(int argc, char** argv) {
     t.median_us = 0.5 * (us[us.size() / 2 - 1] + us[us.size() / 2]);
     rows.push_back({"empty kernel, back to back (launch floor)", t, 0, 0, "floor", "floor"});
   }
-  for (const config& c : configs) {
-    const model m(c);
-    for (const int batch : {1, 32, 256}) bench_decode(m, rope, batch, rows, stream);
-    bench_prefill(m, rope, flush, rows, stream);
+  for (int ci = 0; ci < static_cast<int>(sizeof configs / sizeof configs[0]); ++ci) {
+    if (only_config >= 0 && ci != only_config) continue;
+    const model m(configs[ci]);
+    for (const int batch : {1, 32, 256}) {
+      if (only_batch < 0 || batch == only_batch) bench_decode(m, rope, batch, rows, stream);
+    }
+    if (!decode_only) bench_prefill(m, rope, flush, rows, stream);
   }
   print_table(rows, copy);
   // The two issue-7 ratios.

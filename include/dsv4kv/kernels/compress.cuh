@@ -197,6 +197,23 @@ __device__ __forceinline__ std::int64_t cluster_index() {
   return static_cast<std::int64_t>(blockIdx.x) / L::cluster;
 }
 
+//! Split cluster barrier (sm_90): arrive without ordering memory, then wait. All threads of every
+//! CTA of the cluster call both, in this order, once per barrier phase.
+__device__ __forceinline__ void cluster_arrive_relaxed() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
+#else
+  __trap();  // clusters need sm_90
+#endif
+}
+__device__ __forceinline__ void cluster_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.wait.aligned;" ::: "memory");
+#else
+  __trap();
+#endif
+}
+
 //! The compress_thread of thread `tid` of a compress_layout<M, HEAD_DIM, CLUSTERED> CTA of cluster rank `rank`.
 template <int M, int HEAD_DIM, bool CLUSTERED = true>
 __device__ __forceinline__ compress_thread compress_thread_of(int tid, int rank) {
@@ -302,6 +319,9 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
   constexpr int ROWS = L::rows_per_cta;
   const int quad = t.quad, local_row = t.local_row;
 
+  // A CTA may write another CTA's shared memory only once that CTA runs: every CTA arrives on the
+  // cluster barrier now and waits on it before its remote stores, so the wait overlaps the loads.
+  if constexpr (L::cluster > 1) cluster_arrive_relaxed();
   softmax_state st{};
   if (has_row) st = compress_accumulate<M, HEAD_DIM, CLUSTERED>(tokens, p.position_bias, block, quad, t.group);
 
@@ -324,6 +344,7 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
     // barrier also ends every CTA's reads of the tokens (the append kernel's state writes rely on it).
     typename compress_storage<M, HEAD_DIM, CLUSTERED>::partials* part = &smem.part;
     if constexpr (L::cluster > 1) {
+      cluster_wait();  // every CTA of the cluster runs (the arrive above)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
       part = cooperative_groups::this_cluster().map_shared_rank(&smem.part, 0);
 #endif
