@@ -10,7 +10,7 @@
 //      L2 flushed before each run; target: chunked within 10 % of one-shot.
 // Every timed configuration is verified first: per-call and graph runs give the same pool bytes
 // and raise no error flag; chunked and one-shot prefill give the same bytes.
-// Usage: dsv4kv_bench_append [--json PATH] [--config I] [--batch B]   (the last two: a subset, e.g. for ncu)
+// Usage: dsv4kv_bench_append [--json PATH] [--config I] [--batch B]   (a subset, e.g. for ncu; --batch 0: prefill only)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -337,9 +337,9 @@ int main(int argc, char** argv) {
       only_config = std::atoi(argv[++i]);
     } else if (std::strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
       only_batch = std::atoi(argv[++i]);
-      decode_only = true;
+      decode_only = only_batch != 0;  // --batch 0: the prefill comparison only
     } else {
-      std::fprintf(stderr, "usage: %s [--json PATH] [--config 0|1|2] [--batch B (decode only)]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--json PATH] [--config 0|1|2] [--batch B (decode only; 0: prefill only)]\n", argv[0]);
       return 2;
     }
   }

@@ -24,15 +24,15 @@ nvfp4_pool_writer writer_of(const nvfp4_rows& out) {
 }
 fp8_pool_writer writer_of(const fp8_rows& out, fp8_scale_mode mode) { return {out.codes, out.scales, out.rows, mode}; }
 
-// Launches append_kernel<m, d, ..., SEGMENTS> for kernel arguments k over `ctas(rows_per_cta)` units
-// (CTAs, or HCA clusters).
-template <bool SEGMENTS, class InT, class BiasT, class WRITER, class CTAS>
-status launch_append_kernel(int ratio, std::int64_t d, const append_kernel_params<InT, BiasT, WRITER>& k, CTAS&& ctas,
+// Launches append_kernel<m, d, ..., SEGMENTS> for kernel arguments k over `units(L{})` units (CTAs,
+// or HCA clusters), L its layout.
+template <bool SEGMENTS, class InT, class BiasT, class WRITER, class UNITS>
+status launch_append_kernel(int ratio, std::int64_t d, const append_kernel_params<InT, BiasT, WRITER>& k, UNITS&& units,
                             cudaStream_t stream) {
   return dispatch_compress_shape(ratio, d, [&](auto m, auto dd) {
     constexpr int M = decltype(m)::value, D = decltype(dd)::value;
     using L = append_layout<M, D, SEGMENTS>;
-    return launch_compress_layout<L>(append_kernel<M, D, InT, BiasT, WRITER, SEGMENTS>, ctas(L::rows_per_cta), stream, k);
+    return launch_compress_layout<L>(append_kernel<M, D, InT, BiasT, WRITER, SEGMENTS>, units(L{}), stream, k);
   });
 }
 
@@ -68,8 +68,9 @@ template <class IN, class BIAS, class WRITER>
 status launch_fused_prefill(const compress_params<IN, BIAS>& p, std::int64_t rows, std::int64_t d, const WRITER& out,
                             cudaStream_t stream) {
   if (rows == 0) return status::ok;
-  return launch_append_kernel<false>(p.ratio, d, prefill_kernel_params(p, out),
-                              [&](int rows_per_cta) { return (rows + rows_per_cta - 1) / rows_per_cta; }, stream);
+  return launch_append_kernel<false>(
+      p.ratio, d, prefill_kernel_params(p, out),
+      [&](auto l) { return (rows + decltype(l)::rows_per_cta - 1) / decltype(l)::rows_per_cta; }, stream);
 }
 
 // --- append ---------------------------------------------------------------------------------------------
@@ -151,14 +152,13 @@ append_kernel_params<device_element_t<IN>, device_element_t<BIAS>, WRITER> appen
   return k;
 }
 
-// The append launch: floor(N / (m * rows_per_cta)) + B CTAs for the segments, plus one that checks
-// cu_seqlens as a whole.
+// The append launch: append_grid_units (the segments' units, plus one that checks cu_seqlens as a whole).
 template <class IN, class BIAS, class WRITER>
 status launch_append(const append_params<IN, BIAS>& p, std::int64_t d, const WRITER& out, cudaStream_t stream) {
   if (p.segments == 0 || p.kv.rows == 0) return status::ok;
   const std::int64_t n = p.kv.rows, b = p.segments, m = p.ratio;
   return launch_append_kernel<true>(p.ratio, d, append_kernel_params_of(p, out),
-                              [&](int rows_per_cta) { return n / (m * rows_per_cta) + b + 1; }, stream);
+                                    [&](auto l) { return append_grid_units<decltype(l)>(n, b, m); }, stream);
 }
 
 }  // namespace

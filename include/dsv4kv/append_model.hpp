@@ -106,6 +106,21 @@ DSV4KV_HOST_DEVICE constexpr std::uint32_t append_state_tag(int ratio, std::int6
 
 static_assert(append_state_bytes(4, 512) == 65552 && append_state_bytes(128, 512) == 520208);
 
+//! The most work units (CTAs of ROWS rows) a batch of N tokens in B segments can need, with
+//! q = M * ROWS >= 2 tokens per unit (the append kernel's grid for small batches,
+//! kernels/append.cuh). Segment s needs max(1, ceil(rows / ROWS)) <= floor(L_s / q) + 1 units
+//! when L_s > 0, none when empty; the largest sum of floor(L_s / q) + 1 over at most B non-empty
+//! segments of total N takes K = min(B, N) singletons, then q - 1 more tokens per extra unit in
+//! each, then q per unit (exact: tests/host/test_ref_append.cpp checks it by brute force). A
+//! decode step (N = B): B units.
+DSV4KV_HOST_DEVICE constexpr std::int64_t append_scan_units(std::int64_t n, std::int64_t b, std::int64_t q) {
+  const std::int64_t k = n < b ? n : b;  // K
+  const std::int64_t e = n - k;           // tokens beyond one per segment
+  if (k == 0) return 0;
+  if (e < k * (q - 1)) return k + e / (q - 1);
+  return 2 * k + (e - k * (q - 1)) / q;
+}
+
 //! Error bits of append metadata, raised by the kernel into append_params::error_flags (device) or
 //! reported by validate_append_metadata (host).
 inline constexpr std::uint32_t append_error_cu_seqlens = 1u << 0;      //!< cu_seqlens not non-decreasing within [0, total_tokens]

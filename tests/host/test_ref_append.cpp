@@ -315,3 +315,32 @@ TEST_CASE("append model: validate_append_metadata rules and error bits", "[appen
   check(0, -1);
   CHECK(validate_append_metadata(m, 8, 3, 8, &r) == status::unsupported_shape);
 }
+
+// The largest sum of floor(L / q) + 1 over at most b non-empty segments of total <= n tokens, by
+// exhaustive search (the bound append_scan_units claims to be exact).
+static std::int64_t max_units_brute_force(std::int64_t n, std::int64_t b, std::int64_t q) {
+  std::vector<std::vector<std::int64_t>> best(static_cast<std::size_t>(n + 1),
+                                              std::vector<std::int64_t>(static_cast<std::size_t>(b + 1), 0));
+  for (std::int64_t segs = 1; segs <= b; ++segs) {
+    for (std::int64_t tokens = 1; tokens <= n; ++tokens) {
+      std::int64_t v = best[tokens][segs - 1];  // one segment fewer
+      for (std::int64_t len = 1; len <= tokens; ++len) v = std::max(v, len / q + 1 + best[tokens - len][segs - 1]);
+      best[tokens][segs] = v;
+    }
+  }
+  return best[n][b];
+}
+
+TEST_CASE("append model: append_scan_units is the exact bound on the units a batch can need", "[append][ref]") {
+  for (const std::int64_t q : {2, 3, 4, 8, 16, 128}) {
+    for (std::int64_t n = 0; n <= 48; ++n) {
+      for (std::int64_t b = 0; b <= 12; ++b) {
+        INFO("n = " << n << ", b = " << b << ", q = " << q);
+        CHECK(append_scan_units(n, b, q) == max_units_brute_force(n, b, q));
+      }
+    }
+  }
+  CHECK(append_scan_units(256, 256, 8) == 256);  // a decode step of 256 sequences: one unit each
+  CHECK(append_scan_units(4096, 1, 8) == 4096 / 8 + 1);
+  CHECK(append_scan_units(32768, 1, 128) == 32768 / 128 + 1);
+}

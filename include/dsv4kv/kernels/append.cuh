@@ -14,20 +14,27 @@
 //! row group. So the bytes equal the two-kernel chain's, and do not depend on the chunking.
 //!
 //! Grid. Counted in units of a CTA, or of a cluster of compress_layout::cluster CTAs for HCA
-//! (every CTA of a cluster works on the same row; "CTA" below means the unit). Segment s owns the
-//! units [base(s), base(s+1)) with base(s) = floor(cu[s] / (M*ROWS)) + s: enough for the
-//! floor(L/M) + 1 rows it can emit, ROWS rows per unit, starting at a unit boundary. A unit finds
-//! its segment by a THREADS-ary search over base() (one round for B <= THREADS; none for B = 1).
-//! Grid: floor(total_tokens / (M*ROWS)) + B units, plus one that checks cu_seqlens as a whole;
-//! so a captured launch serves any metadata with cu[B] <= total_tokens. A prefill is the
-//! SEGMENTS = false instantiation: one segment at position 0, no state, cu_seqlens / positions /
-//! state unread (compiled out, which frees the registers for more CSA warps per SM); its grid is
-//! ceil(rows / ROWS) units.
+//! prefills (every CTA of a cluster works on the same row; "CTA" below means the unit). Segment s
+//! owns a run of consecutive units, enough for its rows, ROWS rows per unit, starting at a unit
+//! boundary. Two mappings, both read from device memory, so a captured launch serves any metadata
+//! with cu[B] <= total_tokens:
+//!   - 1 < B <= append_scan_items * THREADS (decode batches): a prefix sum over the
+//!     units each segment needs, max(1, ceil(rows / ROWS)) for a valid non-empty segment
+//!     (scan_segments: one round trip); grid append_scan_units(N, B, M*ROWS) + 1 units, the
+//!     tight bound (B + 1 for a decode step of B sequences);
+//!   - B = 1 (chunked prefill, single-sequence decode): units from floor(cu[0] / (M*ROWS)), in
+//!     the same grid (append_scan_units(N, 1, q) = floor(N / q) + 1 for N >= q);
+//!   - larger B: units [base(s), base(s+1)) with base(s) = floor(cu[s] / (M*ROWS)) + s, found by
+//!     a THREADS-ary search over base(); grid floor(N / (M*ROWS)) + B + 1 units.
+//! The last unit checks cu_seqlens as a whole. A prefill is the SEGMENTS = false instantiation:
+//! one segment at position 0, no state, cu_seqlens / positions / state unread (compiled out,
+//! which frees the registers for more CSA warps per SM); its grid is ceil(rows / ROWS) units.
 //!
 //! State. Only a segment's first CTA reads the state (only its first row, and for CSA its second,
 //! read tokens before p: both are in that CTA), and that same CTA writes the new state after a
 //! barrier (CTA and cluster): the new tokens the next append needs, into their ring rows, then
-//! the header. No other CTA touches the state, so there is no race; two segments must not share a state slot.
+//! the header. No other CTA touches the state, so there is no race; two segments must not share
+//! a state slot.
 //!
 //! Device-side metadata errors (the host cannot see device metadata without a sync), raised into
 //! error_flags (append_model.hpp bits) when it is non-null:
@@ -121,22 +128,43 @@ using append_layout = compress_layout<M, HEAD_DIM, !SEGMENTS>;
 //! Resident CTAs per SM append_kernel<M, HEAD_DIM, ..., SEGMENTS> is compiled for (it caps the
 //! registers at 65536 / (threads * this)). Prefill: compress_kernel's (CSA: 24 warps per SM, <= 80
 //! registers, no spills; at 16 warps the kernel is latency-bound at ~2/3 of compress_kernel's
-//! bandwidth). CSA segments: 16 warps per SM (128 registers: the segment and state bookkeeping does
-//! not fit 80 registers without spills). HCA: compress_min_ctas of its layout.
+//! bandwidth). CSA segments: DSV4KV_APPEND_SEGMENTS_CSA_WARPS (16) warps per SM, 128 registers:
+//! the segment and state bookkeeping does not fit 80 registers (24 warps: ~150 B of spills per
+//! thread; the macro is for A/B benchmarks). HCA: compress_min_ctas of its layout.
 #ifndef DSV4KV_APPEND_SEGMENTS_CSA_WARPS
 #define DSV4KV_APPEND_SEGMENTS_CSA_WARPS 16
 #endif
 template <int M, int HEAD_DIM, bool SEGMENTS>
-inline constexpr int append_min_ctas = compress_overlaps(M) && SEGMENTS
-                                           ? DSV4KV_APPEND_SEGMENTS_CSA_WARPS * 32 / append_layout<M, HEAD_DIM, SEGMENTS>::threads
-                                           : compress_min_ctas<append_layout<M, HEAD_DIM, SEGMENTS>>;
+inline constexpr int append_min_ctas =
+    compress_overlaps(M) && SEGMENTS
+        ? DSV4KV_APPEND_SEGMENTS_CSA_WARPS * 32 / append_layout<M, HEAD_DIM, SEGMENTS>::threads
+        : compress_min_ctas<append_layout<M, HEAD_DIM, SEGMENTS>>;
 
 //! Shared memory of append_kernel.
 template <int M, int HEAD_DIM, bool SEGMENTS>
 struct append_storage {
   compress_storage<M, HEAD_DIM, !SEGMENTS> compress;
   typename row_group<HEAD_DIM, append_layout<M, HEAD_DIM, SEGMENTS>::rows_per_cta>::sum_storage amax;
+  struct {                                                    // the segment scan (resolve_segment)
+    std::int64_t warp_total[append_layout<M, HEAD_DIM, SEGMENTS>::threads / 32];
+    std::int64_t found[6];  // s, begin, end, position, state slot, the segment's first unit
+  } scan;
 };
+
+//! Segments per thread of the segment scan: batches of up to this many * threads segments find
+//! their CTAs by a prefix sum over the segments' row counts (one round trip; the grid is the
+//! tight bound append_scan_units); larger batches by the search over base(s) = floor(cu[s] /
+//! (M*ROWS)) + s (a grid of floor(N / (M*ROWS)) + B units).
+inline constexpr int append_scan_items = 4;
+
+//! Units (CTAs, or HCA clusters) of an append launch over N tokens in B segments with layout L
+//! (ratio m): the segments' units plus the one that checks cu_seqlens.
+template <class L>
+constexpr std::int64_t append_grid_units(std::int64_t n, std::int64_t b, std::int64_t m) {
+  return (b <= append_scan_items * L::threads ? append_scan_units(n, b, m * L::rows_per_cta)
+                                              : n / (m * L::rows_per_cta) + b) +
+         1;
+}
 
 //! Token source of one segment: token q of the sequence is input row tok0 + (q - position) when
 //! q >= position, else (RING) ring row append_state_ring_row(M, q) of the state (FP32, written by
@@ -227,10 +255,85 @@ __device__ __forceinline__ void check_cu_seqlens(const std::int32_t* cu, std::in
   if (bad) raise_append_error(flags, append_error_cu_seqlens);
 }
 
+//! The segment of unit `cta` by a prefix sum over the units each segment needs (B <=
+//! append_scan_items * threads): thread t holds segments [t*K, t*K + K), K = ceil(B / threads);
+//! all of their metadata is loaded in one round trip, and the thread holding the unit's segment
+//! hands its metadata to the CTA through shared memory. Segment s needs max(1, ceil(rows(s) /
+//! ROWS)) units when its metadata is valid and it is not empty (a segment without a row still
+//! writes its state), none otherwise; unit 0 raises the invalid segments' error bits.
+template <int M, class L, class P, class SCAN>
+__device__ __forceinline__ segment_work scan_segments(const P& p, std::int64_t cta, SCAN& smem) {
+  constexpr int ROWS = L::rows_per_cta;
+  constexpr int THREADS = L::threads;
+  const std::int64_t k = (p.segments + THREADS - 1) / THREADS;  // segments per thread, <= append_scan_items
+  const std::int64_t first = static_cast<std::int64_t>(threadIdx.x) * k;
+  std::int64_t units[append_scan_items];  // per held segment
+  std::int64_t total = 0;                 // this thread's units
+  std::uint32_t errors = 0;
+#pragma unroll
+  for (int j = 0; j < append_scan_items; ++j) {
+    units[j] = 0;
+    const std::int64_t s = first + j;
+    if (j >= k || s >= p.segments) continue;
+    const std::int64_t begin = __ldg(p.cu_seqlens + s), end = __ldg(p.cu_seqlens + s + 1);
+    const std::int64_t position = __ldg(p.positions + s);
+    if (begin < 0 || end < begin || end > p.total_tokens) {
+      errors |= append_error_cu_seqlens;
+    } else if (end > begin) {
+      if (position < 0 || position + (end - begin) > 0x7FFFFFFFll) {
+        errors |= append_error_position;
+      } else {
+        const std::int64_t rows = (position + (end - begin)) / M - position / M;
+        units[j] = rows > ROWS ? (rows + ROWS - 1) / ROWS : 1;
+      }
+    }
+    total += units[j];
+  }
+  if (errors != 0 && cta == 0 && cluster_rank<L>() == 0) raise_append_error(p.error_flags, errors);
+  // Exclusive prefix of the threads' totals: warp scan, then the warps' totals in warp order.
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  std::int64_t inclusive = total;
+#pragma unroll
+  for (int offset = 1; offset < 32; offset <<= 1) {
+    const std::int64_t v = __shfl_up_sync(0xFFFFFFFFu, inclusive, offset);
+    if (lane >= offset) inclusive += v;
+  }
+  if (lane == 31) smem.warp_total[warp] = inclusive;
+  if (threadIdx.x == 0) smem.found[0] = -1;
+  __syncthreads();
+  std::int64_t start = inclusive - total;  // this thread's first unit
+  for (int w = 0; w < warp; ++w) start += smem.warp_total[w];
+#pragma unroll
+  for (int j = 0; j < append_scan_items; ++j) {
+    const std::int64_t s = first + j;
+    if (units[j] > 0 && cta >= start && cta < start + units[j]) {  // one thread, one segment at most
+      smem.found[0] = s;
+      smem.found[1] = __ldg(p.cu_seqlens + s);
+      smem.found[2] = __ldg(p.cu_seqlens + s + 1);
+      smem.found[3] = __ldg(p.positions + s);
+      smem.found[4] = p.state_slots != nullptr ? __ldg(p.state_slots + s) : -1;
+      smem.found[5] = start;
+    }
+    start += units[j];
+  }
+  __syncthreads();
+  segment_work w;
+  const std::int64_t s = smem.found[0];
+  if (s < 0) return w;
+  w.index = s;
+  w.tok0 = smem.found[1];
+  w.length = smem.found[2] - w.tok0;
+  w.position = smem.found[3];
+  w.state_slot = smem.found[4];
+  w.cta = cta - smem.found[5];
+  w.active = true;
+  return w;
+}
+
 //! Resolves the segment the CTA (cluster, with HCA's clusters) cluster_index<L>() works on,
 //! raising segment-level metadata errors. Uniform per cluster: every CTA of a cluster gets the same answer.
-template <int M, class L, bool SEGMENTS, class P>
-__device__ __forceinline__ segment_work resolve_segment(const P& p) {
+template <int M, class L, bool SEGMENTS, class P, class SCAN>
+__device__ __forceinline__ segment_work resolve_segment(const P& p, SCAN& smem) {
   constexpr int ROWS = L::rows_per_cta;
   constexpr int THREADS = L::threads;
   segment_work w;
@@ -245,7 +348,10 @@ __device__ __forceinline__ segment_work resolve_segment(const P& p) {
     check_cu_seqlens<THREADS>(p.cu_seqlens, p.segments, p.total_tokens, p.error_flags);
     return w;
   }
-  std::int64_t s = 0;  // one segment (chunked prefill, B = 1 decode): no search, one round trip less
+  // One segment (chunked prefill, B = 1 decode): its units start at floor(cu[0] / (M*ROWS)), no
+  // search and no scan (a barrier pair less than scan_segments; the scan grid covers them).
+  if (p.segments > 1 && p.segments <= append_scan_items * THREADS) return scan_segments<M, L>(p, cta, smem);
+  std::int64_t s = 0;
   if (p.segments > 1) {
     // Warm L1 with the lines of positions / state_slots the search's probes cover (all of them
     // when B <= THREADS): the segment's metadata loads below then hit instead of adding a round trip.
@@ -299,7 +405,7 @@ __global__ void __launch_bounds__(detail::append_layout<M, HEAD_DIM, SEGMENTS>::
   const int rank = detail::cluster_rank<L>();
   const detail::compress_thread t = detail::compress_thread_of<M, HEAD_DIM, !SEGMENTS>(threadIdx.x, rank);
 
-  const detail::segment_work w = detail::resolve_segment<M, L, SEGMENTS>(p);
+  const detail::segment_work w = detail::resolve_segment<M, L, SEGMENTS>(p, smem.scan);
   if (!w.active) return;  // uniform per cluster
 
   // The state: read (by rows before p) and written only by the segment's first CTA.
@@ -310,7 +416,8 @@ __global__ void __launch_bounds__(detail::append_layout<M, HEAD_DIM, SEGMENTS>::
     // then hit L2 instead of adding a DRAM round trip to the tail of a decode step.
     const std::int64_t from = detail::max_i64(append_state_first_kept(M, w.position + w.length), w.position);
     constexpr std::int64_t quads = compress_input_width(M, HEAD_DIM) / detail::vec_elems;  // per token
-    const std::int64_t hinted = detail::min_i64((w.position + w.length - from) * quads, detail::state_copy_batch * THREADS * L::cluster);
+    const std::int64_t hinted =
+        detail::min_i64((w.position + w.length - from) * quads, detail::state_copy_batch * THREADS * L::cluster);
     for (std::int64_t i = rank * THREADS + threadIdx.x; i < hinted; i += THREADS * L::cluster) {
       p.input.prefetch(w.tok0 + (from + i / quads - w.position), static_cast<int>(i % quads) * detail::vec_elems);
     }

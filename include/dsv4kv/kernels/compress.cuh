@@ -402,10 +402,12 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
 }  // namespace detail
 
 //! One compressed row per row group, stored as FP32; grid: ceil(n / compress_layout::rows_per_cta)
-//! clusters of compress_layout::cluster CTAs of compress_layout::threads threads. The epilogue stages run when their argument is present
-//! (norm_weight, rope.rope_dim, hadamard), in the order of SPEC §2.
+//! clusters of compress_layout::cluster CTAs of compress_layout::threads threads. The epilogue
+//! stages run when their argument is present (norm_weight, rope.rope_dim, hadamard), in the order
+//! of SPEC §2.
 template <int M, int HEAD_DIM, class InT, class BiasT>
-__global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads, compress_min_ctas<compress_layout<M, HEAD_DIM>>)
+__global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads,
+                                  compress_min_ctas<compress_layout<M, HEAD_DIM>>)
     compress_kernel(const compress_kernel_params<InT, BiasT> p) {
   using L = compress_layout<M, HEAD_DIM>;
   __shared__ detail::compress_storage<M, HEAD_DIM> smem;
