@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench_common.hpp"
@@ -234,18 +235,11 @@ void bench_decode(const model& m, rope_table_view rope, int batch, std::vector<r
       DSV4KV_BENCH_CUDA(cudaEventElapsedTime(&ms, start, stop));
       us.push_back(ms * 1000.0 / steps);
     }
-    std::sort(host_us.begin(), host_us.end());
-    host_us_total = host_us[host_us.size() / 2];
+    host_us_total = summarize(host_us).median_us;
     if (host_us_total * steps > 1500.0) fail("decode: the host took longer than the hold to queue the steps");
     DSV4KV_BENCH_CUDA(cudaEventDestroy(start));
     DSV4KV_BENCH_CUDA(cudaEventDestroy(stop));
-    std::sort(us.begin(), us.end());
-    timing t;
-    t.reps = static_cast<int>(us.size());
-    t.min_us = us.front();
-    t.max_us = us.back();
-    t.median_us = 0.5 * (us[us.size() / 2 - 1] + us[us.size() / 2]);
-    return t;
+    return summarize(std::move(us));
   };
   // Minimum traffic per step (average): the new tokens + (every 4th step for CSA) the rows' state
   // tokens and the quantized rows. Reported, not a bandwidth target (decode is latency-bound).
@@ -373,12 +367,7 @@ int main(int argc, char** argv) {
     }
     DSV4KV_BENCH_CUDA(cudaEventDestroy(start));
     DSV4KV_BENCH_CUDA(cudaEventDestroy(stop));
-    std::sort(us.begin(), us.end());
-    timing t;
-    t.reps = static_cast<int>(us.size());
-    t.min_us = us.front();
-    t.max_us = us.back();
-    t.median_us = 0.5 * (us[us.size() / 2 - 1] + us[us.size() / 2]);
+    const timing t = summarize(std::move(us));
     rows.push_back({"empty kernel, back to back (launch floor)", t, 0, 0, "floor", "floor"});
   }
   for (int ci = 0; ci < static_cast<int>(sizeof configs / sizeof configs[0]); ++ci) {

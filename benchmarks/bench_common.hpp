@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dsv4kv/status.hpp"
@@ -135,6 +136,18 @@ struct timing {
   int reps = 0;
 };
 
+//! Statistics of timed runs `us` (microseconds, at least one).
+inline timing summarize(std::vector<double> us) {
+  std::sort(us.begin(), us.end());
+  const std::size_t n = us.size();
+  timing t;
+  t.reps = static_cast<int>(n);
+  t.min_us = us.front();
+  t.max_us = us.back();
+  t.median_us = n % 2 ? us[n / 2] : 0.5 * (us[n / 2 - 1] + us[n / 2]);
+  return t;
+}
+
 //! Times `op()` (which enqueues the work on `stream`): `warmup` untimed runs, then `reps` runs,
 //! each bracketed by its own pair of events; `before(stream)` is enqueued ahead of every run,
 //! outside the timed interval (e.g. an l2_flusher). Synchronizes once at the end.
@@ -164,13 +177,7 @@ timing time_on_stream(cudaStream_t stream, OP&& op, BEFORE&& before, int warmup 
     DSV4KV_BENCH_CUDA(cudaEventDestroy(start[i]));
     DSV4KV_BENCH_CUDA(cudaEventDestroy(stop[i]));
   }
-  std::sort(us.begin(), us.end());
-  timing t;
-  t.reps = reps;
-  t.min_us = us.front();
-  t.max_us = us.back();
-  t.median_us = reps % 2 ? us[reps / 2] : 0.5 * (us[reps / 2 - 1] + us[reps / 2]);
-  return t;
+  return summarize(std::move(us));
 }
 
 //! Times launch-bound work: each of `reps` repetitions (after `warmup` untimed ones) enqueues `calls`
@@ -194,13 +201,7 @@ timing time_back_to_back(cudaStream_t stream, OP&& op, int calls, int warmup = 3
   }
   DSV4KV_BENCH_CUDA(cudaEventDestroy(start));
   DSV4KV_BENCH_CUDA(cudaEventDestroy(stop));
-  std::sort(us.begin(), us.end());
-  timing t;
-  t.reps = reps;
-  t.min_us = us.front();
-  t.max_us = us.back();
-  t.median_us = reps % 2 ? us[reps / 2] : 0.5 * (us[reps / 2 - 1] + us[reps / 2]);
-  return t;
+  return summarize(std::move(us));
 }
 
 //! GB/s (10^9 bytes per second) for `bytes` moved in `us` microseconds.

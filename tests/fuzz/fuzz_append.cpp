@@ -38,26 +38,13 @@
 #include "dsv4kv/ref/append.hpp"
 #include "dsv4kv/ref/write_path.hpp"
 #include "dsv4kv/rope_table.hpp"
+#include "fuzz_input.hpp"
 
 namespace {
 
 using namespace dsv4kv;
 
-class fuzz_input {
- public:
-  fuzz_input(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
-  std::uint8_t u8() { return pos_ < size_ ? data_[pos_++] : 0; }
-  std::uint32_t u32() {
-    std::uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v |= static_cast<std::uint32_t>(u8()) << (8 * i);
-    return v;
-  }
-
- private:
-  const std::uint8_t* data_;
-  std::size_t size_;
-  std::size_t pos_ = 0;
-};
+using dsv4kv::fuzz::fuzz_input;
 
 // Projection values from a seed (xorshift32): short inputs, many values.
 class value_source {

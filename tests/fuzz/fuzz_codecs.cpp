@@ -29,26 +29,13 @@
 
 #include "dsv4kv/ref/fp8_codec.hpp"
 #include "dsv4kv/ref/nvfp4_codec.hpp"
+#include "fuzz_input.hpp"
 
 namespace {
 
 using namespace dsv4kv;
 
-class fuzz_input {
- public:
-  fuzz_input(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
-  std::uint8_t u8() { return pos_ < size_ ? data_[pos_++] : 0; }
-  std::uint32_t u32() {
-    std::uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v |= static_cast<std::uint32_t>(u8()) << (8 * i);
-    return v;
-  }
-
- private:
-  const std::uint8_t* data_;
-  std::size_t size_;
-  std::size_t pos_ = 0;
-};
+using dsv4kv::fuzz::fuzz_input;
 
 float from_bits(std::uint32_t u) {
   float f;

@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -60,6 +61,16 @@ inline status write_path_call(const stream_spec& s, const compress_case& c, cons
     return s.nvfp4 ? write_path_nvfp4(p, out.nvfp4_view(), ws, stream, mode)
                    : write_path_fp8(p, s.mode, out.fp8_view(), ws, stream, mode);
   });
+}
+
+// The one-shot write path's bytes of case c (two-kernel chain): codes, block / row scales, global scales.
+inline std::array<std::vector<std::uint8_t>, 3> one_shot_bytes(const stream_spec& s, const compress_case& c,
+                                                               const device_compress_case& dev, rope_table_view table) {
+  const run_outputs ref(c.rows(), c.d, s.nvfp4);
+  const guarded_workspace ws(c.rows(), c.d);
+  REQUIRE(write_path_call(s, c, dev, table, ref, ws.span_of(), write_path_mode::two_kernel, nullptr) == status::ok);
+  REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+  return {ref.codes.checked(), ref.scales.checked(), ref.global.checked()};
 }
 
 // Calls f(IN{}, BIAS{}) with the element types of the stream's projections and bias.

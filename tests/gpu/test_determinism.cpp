@@ -145,15 +145,7 @@ TEST_CASE("determinism: append's bytes for every chunking, batch composition and
     const std::int64_t n = c.rows(), d = c.d, m = s->ratio;
     const pool_row_bytes b = row_bytes_of(*s);
 
-    // The one-shot write path's bytes (two-kernel chain), per array.
-    const run_outputs ref(n, d, s->nvfp4);
-    {
-      const guarded_workspace ws(n, d);
-      REQUIRE(write_path_call(*s, c, dev, table.view, ref, ws.span_of(), write_path_mode::two_kernel, nullptr) ==
-              status::ok);
-      REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
-    }
-    const std::vector<std::uint8_t> want[3] = {ref.codes.checked(), ref.scales.checked(), ref.global.checked()};
+    const std::array<std::vector<std::uint8_t>, 3> want = one_shot_bytes(*s, c, dev, table.view);  // per array
 
     // Pools of `copies` copies of the sequence: row i of copy k in pool row k * n + i.
     constexpr int copies = 4;

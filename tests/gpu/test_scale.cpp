@@ -73,15 +73,7 @@ TEST_CASE("scale: append writes pool rows beyond byte 2^31 through the slot mapp
     const device_compress_case dev(c);
     const std::int64_t n = c.rows(), d = c.d;
 
-    // The one-shot bytes (two-kernel chain).
-    const run_outputs ref(n, d, s->nvfp4);
-    {
-      const guarded_workspace ws(n, d);
-      REQUIRE(write_path_call(*s, c, dev, table.view, ref, ws.span_of(), write_path_mode::two_kernel, nullptr) ==
-              status::ok);
-      REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
-    }
-    const std::vector<std::uint8_t> want[3] = {ref.codes.checked(), ref.scales.checked(), ref.global.checked()};
+    const std::array<std::vector<std::uint8_t>, 3> want = one_shot_bytes(*s, c, dev, table.view);  // per array
 
     // Row i -> pool row: rows 0..15 straddle the boundary, 16..31 are the last pool rows, every
     // 97th row is skipped (-1); the other even rows lie past the boundary, the odd ones before it.
