@@ -17,7 +17,7 @@ cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDSV4KV_SANITIZE="
   -DCMAKE_CUDA_ARCHITECTURES=90-virtual -DDSV4KV_BUILD_EXAMPLES=OFF -DDSV4KV_BUILD_BENCHMARKS=OFF \
   -DDSV4KV_INSTALL=OFF
 cmake --build "$BUILD_DIR" --parallel "$JOBS" --target dsv4kv_host_tests dsv4kv_api_tests \
-  dsv4kv_fuzz_validation_replay dsv4kv_fuzz_codecs_replay
+  dsv4kv_fuzz_validation_replay dsv4kv_fuzz_codecs_replay dsv4kv_fuzz_append_replay
 
 asan=halt_on_error=1:abort_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1
 export ASAN_OPTIONS=${ASAN_OPTIONS:-$asan}

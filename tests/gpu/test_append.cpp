@@ -824,3 +824,50 @@ TEST_CASE("append: bad arguments return their status and change no byte", "[gpu]
   REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
   CHECK(untouched(state.buf));
 }
+
+// Batches of more segments than the kernel's prefix-sum mapping takes (4 x threads per CTA: 256
+// for CSA-128, 1024 for CSA-512, 2048 for HCA-512) find their CTAs by the search over
+// base(s) = floor(cu[s] / (m * rows per CTA)) + s instead, on another grid. 2100 sequences in
+// two batches (first part, then the rest, through each sequence's state) must still give every
+// sequence's one-shot bytes, and raise no error.
+TEST_CASE("append: batches past the prefix-sum limit (searched mapping) give the one-shot bytes", "[gpu][append]") {
+  const device_rope_table table(yarn_table());
+  constexpr int batch = 2100;
+  for (const stream_cfg* cfg : {&csa_indexer, &csa_main, &hca_main}) {
+    INFO(cfg->name);
+    const stream_model model(*cfg, 900 + cfg->ratio);
+    const int m = cfg->ratio;
+    // Mostly short sequences (decode-like); every 50th is long enough for a few rows of HCA.
+    std::vector<sequence> seqs;
+    seqs.reserve(batch);
+    std::int64_t pool_rows = 0;
+    for (int s = 0; s < batch; ++s) {
+      const std::int64_t tokens = s % 50 == 0 ? 2 * m + 5 + s % 7 : 1 + (s * 7) % 11;  // 1-11, or 2m + 5 ..
+      seqs.emplace_back(model, tokens, 9000u + static_cast<std::uint64_t>(s));
+      map_in_order(seqs.back(), pool_rows);
+      pool_rows += seqs.back().rows();
+    }
+    REQUIRE(pool_rows > 0);
+    pool_buffers pool(*cfg, pool_rows);
+    for (sequence& q : seqs) {
+      if (q.rows() == 0) continue;
+      one_shot(model, q, table.view);
+      for (std::int64_t i = 0; i < q.rows(); ++i) expect_row(pool, q, i, q.pool_row[static_cast<std::size_t>(i)]);
+    }
+    device_state state(*cfg, batch);
+    device_flags flags;
+    for (int part = 0; part < 2; ++part) {
+      std::vector<segment> segs;
+      for (int s = 0; s < batch; ++s) {
+        const std::int64_t tokens = seqs[static_cast<std::size_t>(s)].host.tokens, first = tokens / 2;
+        const std::int64_t position = part == 0 ? 0 : first, length = part == 0 ? first : tokens - first;
+        segs.push_back({&seqs[static_cast<std::size_t>(s)], position, length, static_cast<std::int32_t>(s)});
+      }
+      const device_batch b(*cfg, segs);
+      REQUIRE(b.segments == batch);
+      REQUIRE(run_batch(model, table.view, b, state, pool, flags.get()) == status::ok);
+    }
+    CHECK(flags.take() == 0u);
+    pool.check();
+  }
+}
