@@ -210,37 +210,14 @@ void bench_decode(const model& m, rope_table_view rope, int batch, std::vector<r
   if (read_flag(flags) != 0u) fail(std::string(c.name) + " decode: error flag raised");
 
   // Time: per rep, restore the states (untimed), hold the stream while the host queues the 64
-  // steps (gpu_hold: without it the events time the host's launch rate, ~5 us per call), then
-  // the steps run back to back on the GPU. Also the host's own time per call (submission only).
-  double host_us_total = 0;
-  const auto time_steps = [&](auto&& step) {
-    for (int warm = 0; warm < 3; ++warm) {
-      restore();
-      for (int k = 0; k < steps; ++k) step(k);
-    }
-    cudaEvent_t start, stop;
-    DSV4KV_BENCH_CUDA(cudaEventCreate(&start));
-    DSV4KV_BENCH_CUDA(cudaEventCreate(&stop));
-    std::vector<double> us, host_us;
-    for (int r = 0; r < 30; ++r) {
-      restore();
-      gpu_hold(stream, 2000.0);
-      DSV4KV_BENCH_CUDA(cudaEventRecord(start, stream));
-      const auto h0 = std::chrono::steady_clock::now();
-      for (int k = 0; k < steps; ++k) step(k);
-      host_us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - h0).count() / steps);
-      DSV4KV_BENCH_CUDA(cudaEventRecord(stop, stream));
-      DSV4KV_BENCH_CUDA(cudaEventSynchronize(stop));
-      float ms = 0;
-      DSV4KV_BENCH_CUDA(cudaEventElapsedTime(&ms, start, stop));
-      us.push_back(ms * 1000.0 / steps);
-    }
-    host_us_total = summarize(host_us).median_us;
-    if (host_us_total * steps > 1500.0) fail("decode: the host took longer than the hold to queue the steps");
-    DSV4KV_BENCH_CUDA(cudaEventDestroy(start));
-    DSV4KV_BENCH_CUDA(cudaEventDestroy(stop));
-    return summarize(std::move(us));
-  };
+  // steps (without the hold the events time the host's launch rate, ~5 us per call), then the
+  // steps run back to back on the GPU. Also the host's own time per call (submission only).
+  double host_us_per_call = 0;
+  back_to_back_options timed;
+  timed.reps = 30;
+  timed.hold_us = 2000.0;
+  timed.host_us_per_call = &host_us_per_call;
+  const auto time_steps = [&](auto&& step) { return time_back_to_back(stream, step, steps, restore, timed); };
   // Minimum traffic per step (average): the new tokens + (every 4th step for CSA) the rows' state
   // tokens and the quantized rows. Reported, not a bandwidth target (decode is latency-bound).
   const double token_bytes = 2.0 * w * 4.0;
@@ -250,7 +227,7 @@ void bench_decode(const model& m, rope_table_view rope, int batch, std::vector<r
   const std::string op = std::string("decode ") + c.name + " B=" + std::to_string(batch);
   rows.push_back({op + " (per call)", time_steps([&](int k) { DSV4KV_BENCH_OK(run_append(m, params_of_step(k), out, stream)); }),
                   bytes, 0, op, "call"});
-  std::printf("%s: host submission %.2f us per call (validation + launch)\n", op.c_str(), host_us_total);
+  std::printf("%s: host submission %.2f us per call (validation + launch)\n", op.c_str(), host_us_per_call);
   rows.push_back({op + " (per graph replay)", time_steps([&](int k) { DSV4KV_BENCH_CUDA(cudaGraphLaunch(graphs[k], stream)); }),
                   bytes, 0, op, "graph"});
   for (cudaGraphExec_t g : graphs) DSV4KV_BENCH_CUDA(cudaGraphExecDestroy(g));
@@ -351,23 +328,10 @@ int main(int argc, char** argv) {
 
   std::vector<result_row> rows;
   {  // The floor of a decode step: 64 empty kernels back to back, queued behind a hold like the steps.
-    std::vector<double> us;
-    cudaEvent_t start, stop;
-    DSV4KV_BENCH_CUDA(cudaEventCreate(&start));
-    DSV4KV_BENCH_CUDA(cudaEventCreate(&stop));
-    for (int r = 0; r < 30; ++r) {
-      gpu_hold(stream, 500.0);
-      DSV4KV_BENCH_CUDA(cudaEventRecord(start, stream));
-      for (int k = 0; k < 64; ++k) empty_kernel<<<1, 32, 0, stream>>>();
-      DSV4KV_BENCH_CUDA(cudaEventRecord(stop, stream));
-      DSV4KV_BENCH_CUDA(cudaEventSynchronize(stop));
-      float ms = 0;
-      DSV4KV_BENCH_CUDA(cudaEventElapsedTime(&ms, start, stop));
-      us.push_back(ms * 1000.0 / 64);
-    }
-    DSV4KV_BENCH_CUDA(cudaEventDestroy(start));
-    DSV4KV_BENCH_CUDA(cudaEventDestroy(stop));
-    const timing t = summarize(std::move(us));
+    back_to_back_options timed;
+    timed.reps = 30;
+    timed.hold_us = 1000.0;
+    const timing t = time_back_to_back(stream, [&](int) { empty_kernel<<<1, 32, 0, stream>>>(); }, 64, [] {}, timed);
     rows.push_back({"empty kernel, back to back (launch floor)", t, 0, 0, "floor", "floor"});
   }
   for (int ci = 0; ci < static_cast<int>(sizeof configs / sizeof configs[0]); ++ci) {

@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -180,28 +181,57 @@ timing time_on_stream(cudaStream_t stream, OP&& op, BEFORE&& before, int warmup 
   return summarize(std::move(us));
 }
 
-//! Times launch-bound work: each of `reps` repetitions (after `warmup` untimed ones) enqueues `calls`
-//! runs of `op()` back to back between one pair of events, and counts elapsed / calls, so host
-//! launch overhead that the GPU cannot hide is part of the figure. Nothing is flushed in between.
-template <class OP>
-timing time_back_to_back(cudaStream_t stream, OP&& op, int calls, int warmup = 3, int reps = 50) {
-  for (int i = 0; i < warmup * calls; ++i) op();
+//! Options of time_back_to_back.
+struct back_to_back_options {
+  int warmup = 3;   // untimed repetitions first
+  int reps = 50;    // timed repetitions
+  double hold_us = 0;  // > 0: gpu_hold the stream this long before each timed repetition, so the
+                       // host queues every call first and the events time the GPU alone
+  double* host_us_per_call = nullptr;  // if set: the median host time per call (submission only)
+};
+
+//! Times launch-bound work: each repetition runs `before()` (untimed, e.g. a state restore), then
+//! enqueues op(0) .. op(calls - 1) back to back between one pair of events and counts elapsed /
+//! calls. Without a hold, host launch overhead the GPU cannot hide is part of the figure. Nothing
+//! is flushed in between.
+template <class OP, class BEFORE>
+timing time_back_to_back(cudaStream_t stream, OP&& op, int calls, BEFORE&& before, const back_to_back_options& o) {
+  for (int w = 0; w < o.warmup; ++w) {
+    before();
+    for (int i = 0; i < calls; ++i) op(i);
+  }
   cudaEvent_t start, stop;
   DSV4KV_BENCH_CUDA(cudaEventCreate(&start));
   DSV4KV_BENCH_CUDA(cudaEventCreate(&stop));
-  std::vector<double> us(reps);
-  for (int r = 0; r < reps; ++r) {
+  std::vector<double> us(static_cast<std::size_t>(o.reps)), host_us(us.size());
+  for (int r = 0; r < o.reps; ++r) {
+    before();
+    if (o.hold_us > 0) gpu_hold(stream, o.hold_us);
     DSV4KV_BENCH_CUDA(cudaEventRecord(start, stream));
-    for (int i = 0; i < calls; ++i) op();
+    const auto h0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < calls; ++i) op(i);
+    host_us[static_cast<std::size_t>(r)] = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - h0).count();
     DSV4KV_BENCH_CUDA(cudaEventRecord(stop, stream));
     DSV4KV_BENCH_CUDA(cudaEventSynchronize(stop));
     float ms = 0;
     DSV4KV_BENCH_CUDA(cudaEventElapsedTime(&ms, start, stop));
-    us[r] = ms * 1000.0 / calls;
+    us[static_cast<std::size_t>(r)] = ms * 1000.0 / calls;
   }
   DSV4KV_BENCH_CUDA(cudaEventDestroy(start));
   DSV4KV_BENCH_CUDA(cudaEventDestroy(stop));
+  const double host = summarize(host_us).median_us;  // per repetition
+  if (o.hold_us > 0 && host > 0.75 * o.hold_us) fail("the host took about as long as the hold to queue the calls");
+  if (o.host_us_per_call != nullptr) *o.host_us_per_call = host / calls;
   return summarize(std::move(us));
+}
+
+//! time_back_to_back of op() without a hold or a per-repetition step.
+template <class OP>
+timing time_back_to_back(cudaStream_t stream, OP&& op, int calls, int warmup = 3, int reps = 50) {
+  back_to_back_options o;
+  o.warmup = warmup;
+  o.reps = reps;
+  return time_back_to_back(stream, [&](int) { op(); }, calls, [] {}, o);
 }
 
 //! GB/s (10^9 bytes per second) for `bytes` moved in `us` microseconds.

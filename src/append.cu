@@ -94,6 +94,18 @@ std::array<byte_range, 10> append_inputs(const append_params<IN, BIAS>& p, std::
            {p.slot_mapping, i32(n)}}};
 }
 
+// True when the grid of an append launch over n tokens in b <= 2^31 - 1 segments (append_grid_units
+// of the segments' layout, the one launch_append uses) fits a 1-D grid.
+bool append_grid_fits(int ratio, std::int64_t d, std::int64_t n, std::int64_t b) {
+  bool fits = false;
+  (void)dispatch_compress_shape(ratio, d, [&](auto m, auto dd) {
+    using L = append_layout<decltype(m)::value, decltype(dd)::value, true>;
+    fits = append_grid_units<L>(n, b, decltype(m)::value) <= max_grid_ctas / L::cluster;
+    return status::ok;
+  });
+  return fits;
+}
+
 // Checks of an append whose pool rows are `out_ranges` (the pool's arrays) of width d, after the
 // format's own output checks.
 template <class IN, class BIAS, class RANGES>
@@ -102,10 +114,7 @@ status check_append(const append_params<IN, BIAS>& p, std::int64_t d, const RANG
   const std::int64_t n = p.kv.rows, b = p.segments;
   if (b < 0 || p.state.slots < 0) return status::invalid_argument;
   if (n > int32_max) return status::invalid_argument;  // token indices are int32
-  if (b > int32_max || n / p.ratio + b + 1 > int32_max ||  // bounds the grid
-      !compress_grid_fits(p.ratio, d, [&](int rows_per_cta) { return n / (p.ratio * rows_per_cta) + b + 1; })) {
-    return status::invalid_argument;
-  }
+  if (b > int32_max || !append_grid_fits(p.ratio, d, n, b)) return status::invalid_argument;  // the launch's grid
   if (b > 0) {
     if (p.cu_seqlens == nullptr || p.positions == nullptr || (n > 0 && p.slot_mapping == nullptr)) {
       return status::null_pointer;

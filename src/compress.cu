@@ -28,9 +28,7 @@ status check_compress_prefill(const compress_params<IN, BIAS>& p, std::int64_t r
     }
   }
   if (p.rope.rope_dim != 0 && !is_aligned(p.positions, 4)) return status::misaligned;
-  if (!compress_grid_fits(p.ratio, d, [&](int rows_per_cta) { return (n + rows_per_cta - 1) / rows_per_cta; })) {
-    return status::invalid_argument;
-  }
+  if (!prefill_grid_fits(p.ratio, d, n)) return status::invalid_argument;
   return status::ok;
 }
 

@@ -48,21 +48,21 @@ status dispatch_compress_shape(int ratio, std::int64_t d, F&& f) {
 // Largest 1-D grid (CTAs).
 inline constexpr std::int64_t max_grid_ctas = 0x7FFFFFFF;
 
-// True when `units(rows_per_cta)` units (CTAs, or HCA clusters) of the (ratio, d) layout fit a
-// 1-D grid. The shape must be supported (dispatch_compress_shape checked).
-template <class F>
-bool compress_grid_fits(int ratio, std::int64_t d, F&& units) {
+// True when a prefill of `rows` rows (compress_kernel, the fused prefill: ceil(rows / rows_per_cta)
+// units of the (ratio, d) layout, clusters for HCA) fits a 1-D grid. The shape must be supported.
+inline bool prefill_grid_fits(int ratio, std::int64_t d, std::int64_t rows) {
   bool fits = false;
   (void)dispatch_compress_shape(ratio, d, [&](auto m, auto dd) {
     using L = compress_layout<decltype(m)::value, decltype(dd)::value>;
-    fits = units(L::rows_per_cta) <= max_grid_ctas / L::cluster;
+    fits = (rows + L::rows_per_cta - 1) / L::rows_per_cta <= max_grid_ctas / L::cluster;
     return status::ok;
   });
   return fits;
 }
 
 // Launches kernel(args...) over `units` units of layout L: units * L::cluster CTAs of L::threads
-// threads, as clusters of L::cluster CTAs when L::cluster > 1. Callers check compress_grid_fits.
+// threads, as clusters of L::cluster CTAs when L::cluster > 1. Validation checks the grid first
+// (prefill_grid_fits, append_grid_fits in src/append.cu).
 template <class L, class... Params, class... Args>
 status launch_compress_layout(void (*kernel)(Params...), std::int64_t units, cudaStream_t stream, Args&&... args) {
   if (units == 0) return status::ok;

@@ -12,17 +12,11 @@
 #include "dsv4kv/compressed_kv_cache.hpp"
 #include "dsv4kv/kv_cache_layout.hpp"
 #include "dsv4kv/write_path.hpp"
+#include "fake_address.hpp"
 
 using namespace dsv4kv;
 
 namespace {
-
-// A fake device address: 1 TiB + k MiB + byte_offset (never dereferenced).
-template <class T>
-T* fake(std::int64_t mib, std::int64_t byte_offset = 0) {
-  return reinterpret_cast<T*>((std::uintptr_t{1} << 40) + (static_cast<std::uintptr_t>(mib) << 20) +
-                              static_cast<std::uintptr_t>(byte_offset));
-}
 
 constexpr cudaStream_t stream = nullptr;
 constexpr std::int64_t tokens = 4096;  // -> 1024 rows at ratio 4, 32 at ratio 128

@@ -23,17 +23,11 @@
 #include "dsv4kv/quantize_nvfp4.hpp"
 #include "dsv4kv/rope.hpp"
 #include "dsv4kv/status.hpp"
+#include "fake_address.hpp"
 
 using namespace dsv4kv;
 
 namespace {
-
-// A fake device address: 1 TiB + k MiB (never dereferenced).
-template <class T>
-T* fake(std::int64_t mib, std::int64_t byte_offset = 0) {
-  return reinterpret_cast<T*>((std::uintptr_t{1} << 40) + (static_cast<std::uintptr_t>(mib) << 20) +
-                              static_cast<std::uintptr_t>(byte_offset));
-}
 
 // Entries are only called on arguments can_implement_* rejects: nothing is ever launched.
 constexpr cudaStream_t stream = nullptr;
