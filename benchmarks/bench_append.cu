@@ -10,7 +10,9 @@
 //      L2 flushed before each run; target: chunked within 10 % of one-shot.
 // Every timed configuration is verified first: per-call and graph runs give the same pool bytes
 // and raise no error flag; chunked and one-shot prefill give the same bytes.
-// Usage: dsv4kv_bench_append [--json PATH] [--config I] [--batch B]   (a subset, e.g. for ncu; --batch 0: prefill only)
+// Usage: dsv4kv_bench_append [--json PATH] [--config I] [--batch B] [--verify-only]
+//   (--config / --batch: a subset, --batch 0: prefill only; --verify-only: the verified launches
+//   alone, no timing, e.g. under Nsight Compute, which slows the host past the hold)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -130,6 +132,8 @@ std::uint32_t read_flag(const device_array<std::uint32_t>& f) {
 __global__ void empty_kernel() {}
 
 // Decode: `steps` consecutive one-token steps of B sequences starting at position p0 (p0 % 4 == 0).
+bool verify_only = false;  // --verify-only: run the verified launches, time nothing
+
 void bench_decode(const model& m, rope_table_view rope, int batch, std::vector<result_row>& rows, cudaStream_t stream) {
   constexpr int steps = 64;
   // p0 % 4 == 0: steps 4k+3 finish CSA blocks; p0 % 128 == 64: step 63 finishes HCA blocks.
@@ -208,6 +212,10 @@ void bench_decode(const model& m, rope_table_view rope, int batch, std::vector<r
   DSV4KV_BENCH_CUDA(cudaStreamSynchronize(stream));
   if (out.download() != by_call) fail(std::string(c.name) + " decode: graph replays differ from calls");
   if (read_flag(flags) != 0u) fail(std::string(c.name) + " decode: error flag raised");
+  if (verify_only) {
+    for (cudaGraphExec_t g : graphs) DSV4KV_BENCH_CUDA(cudaGraphExecDestroy(g));
+    return;
+  }
 
   // Time: per rep, restore the states (untimed), hold the stream while the host queues the 64
   // steps (without the hold the events time the host's launch rate, ~5 us per call), then the
@@ -289,6 +297,7 @@ void bench_prefill(const model& m, rope_table_view rope, const l2_flusher& flush
   DSV4KV_BENCH_CUDA(cudaStreamSynchronize(stream));
   if (out.download() != want) fail(std::string(c.name) + " prefill: chunked bytes differ from one-shot");
   if (read_flag(flags) != 0u) fail(std::string(c.name) + " prefill: error flag raised");
+  if (verify_only) return;
   const double bytes = 2.0 * tokens * w * 4.0 + static_cast<double>(out.codes.bytes() + out.scales.bytes() + out.global.bytes());
   const std::string op = std::string("prefill 32K ") + c.name;
   rows.push_back({op + " one-shot append", time_on_stream(stream, one_shot, flush), bytes, 0.85, op, "one-shot"});
@@ -309,8 +318,10 @@ int main(int argc, char** argv) {
     } else if (std::strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
       only_batch = std::atoi(argv[++i]);
       decode_only = only_batch != 0;  // --batch 0: the prefill comparison only
+    } else if (std::strcmp(argv[i], "--verify-only") == 0) {
+      verify_only = true;
     } else {
-      std::fprintf(stderr, "usage: %s [--json PATH] [--config 0|1|2] [--batch B (decode only; 0: prefill only)]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--json PATH] [--config 0|1|2] [--batch B (decode only; 0: prefill only)] [--verify-only]\n", argv[0]);
       return 2;
     }
   }
@@ -327,7 +338,7 @@ int main(int argc, char** argv) {
   const rope_table_view rope{cos.get(), sin.get(), host_table.max_pos, host_table.rope_dim};
 
   std::vector<result_row> rows;
-  {  // The floor of a decode step: 64 empty kernels back to back, queued behind a hold like the steps.
+  if (!verify_only) {  // The floor of a decode step: 64 empty kernels back to back, queued behind a hold like the steps.
     back_to_back_options timed;
     timed.reps = 30;
     timed.hold_us = 1000.0;

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "compress_common.cuh"
 #include "dsv4kv/append.hpp"
@@ -24,16 +25,25 @@ nvfp4_pool_writer writer_of(const nvfp4_rows& out) {
 }
 fp8_pool_writer writer_of(const fp8_rows& out, fp8_scale_mode mode) { return {out.codes, out.scales, out.rows, mode}; }
 
-// Launches append_kernel<m, d, ..., SEGMENTS> for kernel arguments k over `units(L{})` units (CTAs,
-// or HCA clusters), L its layout.
-template <bool SEGMENTS, class InT, class BiasT, class WRITER, class UNITS>
+// Launches append_kernel<m, d, ..., V> for kernel arguments k over `units(L{})` units (CTAs, or
+// HCA clusters), L its layout.
+template <append_variant V, class InT, class BiasT, class WRITER, class UNITS>
 status launch_append_kernel(int ratio, std::int64_t d, const append_kernel_params<InT, BiasT, WRITER>& k, UNITS&& units,
                             cudaStream_t stream) {
   return dispatch_compress_shape(ratio, d, [&](auto m, auto dd) {
     constexpr int M = decltype(m)::value, D = decltype(dd)::value;
-    using L = append_layout<M, D, SEGMENTS>;
-    return launch_compress_layout<L>(append_kernel<M, D, InT, BiasT, WRITER, SEGMENTS>, units(L{}), stream, k);
+    using L = append_layout<M, D, V>;
+    return launch_compress_layout<L>(append_kernel<M, D, InT, BiasT, WRITER, V>, units(L{}), stream, k);
   });
+}
+
+// The variant of an append of n tokens in b >= 1 segments (append_variant_for) -> f(variant) as a
+// compile-time constant.
+template <class F>
+status dispatch_append_variant(int ratio, std::int64_t n, std::int64_t b, F&& f) {
+  using single = std::integral_constant<append_variant, append_variant::single>;
+  using batch = std::integral_constant<append_variant, append_variant::batch>;
+  return append_variant_for(ratio, n, b) == append_variant::single ? f(single{}) : f(batch{});
 }
 
 // --- fused write path (one prefill) ------------------------------------------------------------------
@@ -68,7 +78,7 @@ template <class IN, class BIAS, class WRITER>
 status launch_fused_prefill(const compress_params<IN, BIAS>& p, std::int64_t rows, std::int64_t d, const WRITER& out,
                             cudaStream_t stream) {
   if (rows == 0) return status::ok;
-  return launch_append_kernel<false>(
+  return launch_append_kernel<append_variant::prefill>(
       p.ratio, d, prefill_kernel_params(p, out),
       [&](auto l) { return (rows + decltype(l)::rows_per_cta - 1) / decltype(l)::rows_per_cta; }, stream);
 }
@@ -94,14 +104,16 @@ std::array<byte_range, 10> append_inputs(const append_params<IN, BIAS>& p, std::
            {p.slot_mapping, i32(n)}}};
 }
 
-// True when the grid of an append launch over n tokens in b <= 2^31 - 1 segments (append_grid_units
-// of the segments' layout, the one launch_append uses) fits a 1-D grid.
+// True when the grid of an append launch over n tokens in 1 <= b <= 2^31 - 1 segments
+// (append_grid_units of the layout of the variant launch_append picks) fits a 1-D grid.
 bool append_grid_fits(int ratio, std::int64_t d, std::int64_t n, std::int64_t b) {
   bool fits = false;
-  (void)dispatch_compress_shape(ratio, d, [&](auto m, auto dd) {
-    using L = append_layout<decltype(m)::value, decltype(dd)::value, true>;
-    fits = append_grid_units<L>(n, b, decltype(m)::value) <= max_grid_ctas / L::cluster;
-    return status::ok;
+  (void)dispatch_append_variant(ratio, n, b, [&](auto v) {
+    return dispatch_compress_shape(ratio, d, [&](auto m, auto dd) {
+      using L = append_layout<decltype(m)::value, decltype(dd)::value, decltype(v)::value>;
+      fits = append_grid_units<L>(n, b, decltype(m)::value) <= max_grid_ctas / L::cluster;
+      return status::ok;
+    });
   });
   return fits;
 }
@@ -114,7 +126,7 @@ status check_append(const append_params<IN, BIAS>& p, std::int64_t d, const RANG
   const std::int64_t n = p.kv.rows, b = p.segments;
   if (b < 0 || p.state.slots < 0) return status::invalid_argument;
   if (n > int32_max) return status::invalid_argument;  // token indices are int32
-  if (b > int32_max || !append_grid_fits(p.ratio, d, n, b)) return status::invalid_argument;  // the launch's grid
+  if (b > int32_max || (b > 0 && !append_grid_fits(p.ratio, d, n, b))) return status::invalid_argument;  // the launch's grid
   if (b > 0) {
     if (p.cu_seqlens == nullptr || p.positions == nullptr || (n > 0 && p.slot_mapping == nullptr)) {
       return status::null_pointer;
@@ -161,13 +173,17 @@ append_kernel_params<device_element_t<IN>, device_element_t<BIAS>, WRITER> appen
   return k;
 }
 
-// The append launch: append_grid_units (the segments' units, plus one that checks cu_seqlens as a whole).
+// The append launch: the variant append_variant_for picks, over append_grid_units (the segments'
+// units, plus one that checks cu_seqlens as a whole).
 template <class IN, class BIAS, class WRITER>
 status launch_append(const append_params<IN, BIAS>& p, std::int64_t d, const WRITER& out, cudaStream_t stream) {
   if (p.segments == 0 || p.kv.rows == 0) return status::ok;
   const std::int64_t n = p.kv.rows, b = p.segments, m = p.ratio;
-  return launch_append_kernel<true>(p.ratio, d, append_kernel_params_of(p, out),
-                                    [&](auto l) { return append_grid_units<decltype(l)>(n, b, m); }, stream);
+  const auto k = append_kernel_params_of(p, out);
+  return dispatch_append_variant(p.ratio, n, b, [&](auto v) {
+    return launch_append_kernel<decltype(v)::value>(
+        p.ratio, d, k, [&](auto l) { return append_grid_units<decltype(l)>(n, b, m); }, stream);
+  });
 }
 
 }  // namespace

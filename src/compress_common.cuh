@@ -60,9 +60,17 @@ inline bool prefill_grid_fits(int ratio, std::int64_t d, std::int64_t rows) {
   return fits;
 }
 
+// Whether cluster launches ask the hardware to spread a cluster's CTAs over distinct SMs. The
+// default policy packs them: the 4 CTAs of an HCA row fit one SM, so a 4K-token chunk's 34
+// clusters ran on ~34 SMs (Nsight Compute: SM active 21 % of the elapsed cycles). 0 restores the
+// default policy for A/B benchmarks.
+#ifndef DSV4KV_CLUSTER_SPREAD
+#define DSV4KV_CLUSTER_SPREAD 1
+#endif
+
 // Launches kernel(args...) over `units` units of layout L: units * L::cluster CTAs of L::threads
-// threads, as clusters of L::cluster CTAs when L::cluster > 1. Validation checks the grid first
-// (prefill_grid_fits, append_grid_fits in src/append.cu).
+// threads, as clusters of L::cluster CTAs when L::cluster > 1 (spread over SMs). Validation
+// checks the grid first (prefill_grid_fits, append_grid_fits in src/append.cu).
 template <class L, class... Params, class... Args>
 status launch_compress_layout(void (*kernel)(Params...), std::int64_t units, cudaStream_t stream, Args&&... args) {
   if (units == 0) return status::ok;
@@ -71,14 +79,17 @@ status launch_compress_layout(void (*kernel)(Params...), std::int64_t units, cud
   config.gridDim = dim3(static_cast<unsigned>(units * L::cluster));
   config.blockDim = dim3(L::threads);
   config.stream = stream;
-  cudaLaunchAttribute cluster = {};
-  cluster.id = cudaLaunchAttributeClusterDimension;
-  cluster.val.clusterDim.x = L::cluster;
-  cluster.val.clusterDim.y = 1;
-  cluster.val.clusterDim.z = 1;
+  cudaLaunchAttribute attrs[2] = {};
+  attrs[0].id = cudaLaunchAttributeClusterDimension;
+  attrs[0].val.clusterDim.x = L::cluster;
+  attrs[0].val.clusterDim.y = 1;
+  attrs[0].val.clusterDim.z = 1;
+  attrs[1].id = cudaLaunchAttributeClusterSchedulingPolicyPreference;
+  attrs[1].val.clusterSchedulingPolicyPreference =
+      DSV4KV_CLUSTER_SPREAD ? cudaClusterSchedulingPolicySpread : cudaClusterSchedulingPolicyDefault;
   if (L::cluster > 1) {
-    config.attrs = &cluster;
-    config.numAttrs = 1;
+    config.attrs = attrs;
+    config.numAttrs = 2;
   }
   const cudaError_t e = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
   if (e != cudaSuccess) (void)cudaGetLastError();  // not left for the caller's next check

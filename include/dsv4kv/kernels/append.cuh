@@ -13,8 +13,13 @@
 //! chain's per-lane step (nvfp4_encode_quad / fp8_encode_quad) with the row amax merged inside the
 //! row group. So the bytes equal the two-kernel chain's, and do not depend on the chunking.
 //!
+//! Variants (append_variant, chosen on the host from N and B): prefill; single, one segment of at
+//! least a block (a prefill chunk), in the prefill's layout; batch, anything else (decode steps),
+//! in the unclustered layout with room for the segment scan.
+//!
 //! Grid. Counted in units of a CTA, or of a cluster of compress_layout::cluster CTAs for HCA
-//! prefills (every CTA of a cluster works on the same row; "CTA" below means the unit). Segment s
+//! prefills and single segments (every CTA of a cluster works on the same row; "CTA" below means
+//! the unit). Segment s
 //! owns a run of consecutive units, enough for its rows, ROWS rows per unit, starting at a unit
 //! boundary. Two mappings, both read from device memory, so a captured launch serves any metadata
 //! with cu[B] <= total_tokens:
@@ -26,7 +31,7 @@
 //!     the same grid (append_scan_units(N, 1, q) = floor(N / q) + 1 for N >= q);
 //!   - larger B: units [base(s), base(s+1)) with base(s) = floor(cu[s] / (M*ROWS)) + s, found by
 //!     a THREADS-ary search over base(); grid floor(N / (M*ROWS)) + B + 1 units.
-//! The last unit checks cu_seqlens as a whole. A prefill is the SEGMENTS = false instantiation:
+//! The last unit checks cu_seqlens as a whole. A prefill is the append_variant::prefill instantiation:
 //! one segment at position 0, no state, cu_seqlens / positions / state unread (compiled out,
 //! which frees the registers for more CSA warps per SM); its grid is ceil(rows / ROWS) units.
 //!
@@ -34,7 +39,10 @@
 //! read tokens before p: both are in that CTA), and that same CTA writes the new state after a
 //! barrier (CTA and cluster): the new tokens the next append needs, into their ring rows, then
 //! the header. No other CTA touches the state, so there is no race; two segments must not share
-//! a state slot.
+//! a state slot. Latency (a decode step is a chain of dependent round trips): after the metadata,
+//! everything is loaded at once — the header, the ring, the new tokens of the rows and of the
+//! state copy; the ring rows are computed speculatively and written only if the header says the
+//! state continues at p.
 //!
 //! Device-side metadata errors (the host cannot see device metadata without a sync), raised into
 //! error_flags (append_model.hpp bits) when it is non-null:
@@ -105,7 +113,7 @@ struct append_kernel_params {
   std::int64_t total_tokens = 0;
   compress_row_params<BiasT> row;             // bias, norm, RoPE table, Hadamard
   std::int64_t segments = 1;                  // B
-  const std::int32_t* cu_seqlens = nullptr;   // [B+1] (SEGMENTS; otherwise one segment, all tokens at position 0)
+  const std::int32_t* cu_seqlens = nullptr;   // [B+1] (not read by a prefill: one segment, all tokens at position 0)
   const std::int32_t* positions = nullptr;    // [B] position of each segment's first token
   const std::int32_t* state_slots = nullptr;  // [B] state slot of each segment or -1; nullptr: none
   const std::int32_t* slot_mapping = nullptr; // [total_tokens] pool row per block-ending token, -1 skips;
@@ -120,33 +128,49 @@ struct append_kernel_params {
 
 namespace detail {
 
-//! Thread layout of append_kernel<M, HEAD_DIM, ..., SEGMENTS>: HCA rows spread over a cluster for
-//! a prefill, one CTA per row with segments (compress_layout; both compute the same bits).
-template <int M, int HEAD_DIM, bool SEGMENTS>
-using append_layout = compress_layout<M, HEAD_DIM, !SEGMENTS>;
+//! The instantiations of append_kernel; the host picks one per launch (append_variant_for).
+enum class append_variant {
+  prefill,  //!< one segment at position 0, no state, no metadata read (the fused write path)
+  single,   //!< one segment (B = 1) of >= M tokens at any position, with state (a prefill chunk)
+  batch,    //!< any batch (decode steps, mixed batches)
+};
 
-//! Resident CTAs per SM append_kernel<M, HEAD_DIM, ..., SEGMENTS> is compiled for (it caps the
-//! registers at 65536 / (threads * this)). Prefill: compress_kernel's (CSA: 24 warps per SM, <= 80
-//! registers, no spills; at 16 warps the kernel is latency-bound at ~2/3 of compress_kernel's
-//! bandwidth). CSA segments: DSV4KV_APPEND_SEGMENTS_CSA_WARPS (16) warps per SM, 128 registers:
-//! the segment and state bookkeeping does not fit 80 registers (24 warps: ~150 B of spills per
-//! thread; the macro is for A/B benchmarks). HCA: compress_min_ctas of its layout.
+//! The instantiation of an append launch of n tokens in b >= 1 segments at ratio m: one segment
+//! of at least a block takes the prefill's layout (HCA: a cluster per row, CSA: 24 warps per SM);
+//! anything else the batch layout (HCA: one 256-thread CTA per row, CSA: 16 warps per SM, room
+//! for the segment search).
+constexpr append_variant append_variant_for(std::int64_t m, std::int64_t n, std::int64_t b) {
+  return b == 1 && n >= m ? append_variant::single : append_variant::batch;
+}
+
+//! Thread layout of append_kernel<M, HEAD_DIM, ..., V>: HCA rows spread over a cluster except for
+//! batches (compress_layout; both shapes compute the same bits).
+template <int M, int HEAD_DIM, append_variant V>
+using append_layout = compress_layout<M, HEAD_DIM, V != append_variant::batch>;
+
+//! Resident CTAs per SM append_kernel<M, HEAD_DIM, ..., V> is compiled for (it caps the
+//! registers at 65536 / (threads * this)). Prefill and single: compress_kernel's (CSA: 24 warps
+//! per SM, <= 80 registers, no spills; at 16 warps the kernel is latency-bound at ~2/3 of
+//! compress_kernel's bandwidth). CSA batches: DSV4KV_APPEND_SEGMENTS_CSA_WARPS (16) warps per SM,
+//! 128 registers: the segment scan and search do not fit 80 registers (24 warps: ~150 B of spills
+//! per thread; the macro is for A/B benchmarks). HCA: compress_min_ctas of its layout.
 #ifndef DSV4KV_APPEND_SEGMENTS_CSA_WARPS
 #define DSV4KV_APPEND_SEGMENTS_CSA_WARPS 16
 #endif
-template <int M, int HEAD_DIM, bool SEGMENTS>
+template <int M, int HEAD_DIM, append_variant V>
 inline constexpr int append_min_ctas =
-    compress_overlaps(M) && SEGMENTS
-        ? DSV4KV_APPEND_SEGMENTS_CSA_WARPS * 32 / append_layout<M, HEAD_DIM, SEGMENTS>::threads
-        : compress_min_ctas<append_layout<M, HEAD_DIM, SEGMENTS>>;
+    compress_overlaps(M) && V == append_variant::batch
+        ? DSV4KV_APPEND_SEGMENTS_CSA_WARPS * 32 / append_layout<M, HEAD_DIM, V>::threads
+        : compress_min_ctas<append_layout<M, HEAD_DIM, V>>;
 
 //! Shared memory of append_kernel.
-template <int M, int HEAD_DIM, bool SEGMENTS>
+template <int M, int HEAD_DIM, append_variant V>
 struct append_storage {
-  compress_storage<M, HEAD_DIM, !SEGMENTS> compress;
-  typename row_group<HEAD_DIM, append_layout<M, HEAD_DIM, SEGMENTS>::rows_per_cta>::sum_storage amax;
-  struct {                                                    // the segment scan (resolve_segment)
-    std::int64_t warp_total[append_layout<M, HEAD_DIM, SEGMENTS>::threads / 32];
+  using L = append_layout<M, HEAD_DIM, V>;
+  compress_storage<M, HEAD_DIM, V != append_variant::batch> compress;
+  typename row_group<HEAD_DIM, L::rows_per_cta>::sum_storage amax;
+  struct {                                 // the segment scan (resolve_segment)
+    std::int64_t warp_total[L::threads / 32];
     std::int64_t found[6];  // s, begin, end, position, state slot, the segment's first unit
   } scan;
 };
@@ -257,33 +281,42 @@ __device__ __forceinline__ void check_cu_seqlens(const std::int32_t* cu, std::in
 
 //! The segment of unit `cta` by a prefix sum over the units each segment needs (B <=
 //! append_scan_items * threads): thread t holds segments [t*K, t*K + K), K = ceil(B / threads);
-//! all of their metadata is loaded in one round trip, and the thread holding the unit's segment
-//! hands its metadata to the CTA through shared memory. Segment s needs max(1, ceil(rows(s) /
-//! ROWS)) units when its metadata is valid and it is not empty (a segment without a row still
-//! writes its state), none otherwise; unit 0 raises the invalid segments' error bits.
+//! all of their metadata (bounds, position, state slot) is loaded in one round trip, and the
+//! thread holding the unit's segment hands it to the CTA through shared memory. Segment s needs
+//! max(1, ceil(rows(s) / ROWS)) units when its metadata is valid and it is not empty (a segment
+//! without a row still writes its state), none otherwise; unit 0 raises the invalid segments' error bits.
 template <int M, class L, class P, class SCAN>
 __device__ __forceinline__ segment_work scan_segments(const P& p, std::int64_t cta, SCAN& smem) {
   constexpr int ROWS = L::rows_per_cta;
   constexpr int THREADS = L::threads;
   const std::int64_t k = (p.segments + THREADS - 1) / THREADS;  // segments per thread, <= append_scan_items
   const std::int64_t first = static_cast<std::int64_t>(threadIdx.x) * k;
+  std::int32_t begin[append_scan_items], end[append_scan_items];   // per held segment: cu[s], cu[s+1]
+  std::int32_t position[append_scan_items], slot[append_scan_items];  // positions[s], state_slots[s]
+#pragma unroll
+  for (int j = 0; j < append_scan_items; ++j) {  // every load first: one round trip
+    const std::int64_t s = first + j;
+    const bool held = j < k && s < p.segments;
+    begin[j] = held ? __ldg(p.cu_seqlens + s) : 0;
+    end[j] = held ? __ldg(p.cu_seqlens + s + 1) : 0;
+    position[j] = held ? __ldg(p.positions + s) : 0;
+    slot[j] = held && p.state_slots != nullptr ? __ldg(p.state_slots + s) : -1;
+  }
   std::int64_t units[append_scan_items];  // per held segment
   std::int64_t total = 0;                 // this thread's units
   std::uint32_t errors = 0;
 #pragma unroll
   for (int j = 0; j < append_scan_items; ++j) {
     units[j] = 0;
-    const std::int64_t s = first + j;
-    if (j >= k || s >= p.segments) continue;
-    const std::int64_t begin = __ldg(p.cu_seqlens + s), end = __ldg(p.cu_seqlens + s + 1);
-    const std::int64_t position = __ldg(p.positions + s);
-    if (begin < 0 || end < begin || end > p.total_tokens) {
+    if (j >= k || first + j >= p.segments) continue;
+    const std::int64_t b = begin[j], e = end[j], q = position[j];
+    if (b < 0 || e < b || e > p.total_tokens) {
       errors |= append_error_cu_seqlens;
-    } else if (end > begin) {
-      if (position < 0 || position + (end - begin) > 0x7FFFFFFFll) {
+    } else if (e > b) {
+      if (q < 0 || q + (e - b) > 0x7FFFFFFFll) {
         errors |= append_error_position;
       } else {
-        const std::int64_t rows = (position + (end - begin)) / M - position / M;
+        const std::int64_t rows = (q + (e - b)) / M - q / M;
         units[j] = rows > ROWS ? (rows + ROWS - 1) / ROWS : 1;
       }
     }
@@ -305,13 +338,12 @@ __device__ __forceinline__ segment_work scan_segments(const P& p, std::int64_t c
   for (int w = 0; w < warp; ++w) start += smem.warp_total[w];
 #pragma unroll
   for (int j = 0; j < append_scan_items; ++j) {
-    const std::int64_t s = first + j;
     if (units[j] > 0 && cta >= start && cta < start + units[j]) {  // one thread, one segment at most
-      smem.found[0] = s;
-      smem.found[1] = __ldg(p.cu_seqlens + s);
-      smem.found[2] = __ldg(p.cu_seqlens + s + 1);
-      smem.found[3] = __ldg(p.positions + s);
-      smem.found[4] = p.state_slots != nullptr ? __ldg(p.state_slots + s) : -1;
+      smem.found[0] = first + j;
+      smem.found[1] = begin[j];
+      smem.found[2] = end[j];
+      smem.found[3] = position[j];
+      smem.found[4] = slot[j];
       smem.found[5] = start;
     }
     start += units[j];
@@ -332,13 +364,13 @@ __device__ __forceinline__ segment_work scan_segments(const P& p, std::int64_t c
 
 //! Resolves the segment the CTA (cluster, with HCA's clusters) cluster_index<L>() works on,
 //! raising segment-level metadata errors. Uniform per cluster: every CTA of a cluster gets the same answer.
-template <int M, class L, bool SEGMENTS, class P, class SCAN>
+template <int M, class L, append_variant V, class P, class SCAN>
 __device__ __forceinline__ segment_work resolve_segment(const P& p, SCAN& smem) {
   constexpr int ROWS = L::rows_per_cta;
   constexpr int THREADS = L::threads;
   segment_work w;
   const std::int64_t cta = cluster_index<L>();
-  if constexpr (!SEGMENTS) {  // one segment: a prefill from position 0, no state
+  if constexpr (V == append_variant::prefill) {  // one segment: a prefill from position 0, no state
     w.active = true;
     w.length = p.total_tokens;
     w.cta = cta;
@@ -349,10 +381,13 @@ __device__ __forceinline__ segment_work resolve_segment(const P& p, SCAN& smem) 
     return w;
   }
   // One segment (chunked prefill, B = 1 decode): its units start at floor(cu[0] / (M*ROWS)), no
-  // search and no scan (a barrier pair less than scan_segments; the scan grid covers them).
-  if (p.segments > 1 && p.segments <= append_scan_items * THREADS) return scan_segments<M, L>(p, cta, smem);
+  // search and no scan (a barrier pair less than scan_segments; the scan grid covers them). The
+  // single variant only ever has one.
   std::int64_t s = 0;
-  if (p.segments > 1) {
+  if constexpr (V == append_variant::batch) {
+    if (p.segments > 1 && p.segments <= append_scan_items * THREADS) return scan_segments<M, L>(p, cta, smem);
+  }
+  if (V == append_variant::batch && p.segments > 1) {
     // Warm L1 with the lines of positions / state_slots the search's probes cover (all of them
     // when B <= THREADS): the segment's metadata loads below then hit instead of adding a round trip.
     if (threadIdx.x < p.segments) {
@@ -391,41 +426,56 @@ __device__ __forceinline__ segment_work resolve_segment(const P& p, SCAN& smem) 
 
 }  // namespace detail
 
-//! The fused write path over segments. Grid: see the file comment; compress_layout<M, HEAD_DIM>
-//! threads per CTA. WRITER: nvfp4_pool_writer or fp8_pool_writer. SEGMENTS: false for a prefill
-//! (one segment at position 0, no state; the metadata arguments are not read).
-template <int M, int HEAD_DIM, class InT, class BiasT, class WRITER, bool SEGMENTS>
-__global__ void __launch_bounds__(detail::append_layout<M, HEAD_DIM, SEGMENTS>::threads,
-                                  detail::append_min_ctas<M, HEAD_DIM, SEGMENTS>)
-    append_kernel(const append_kernel_params<InT, BiasT, WRITER> p) {
-  using L = detail::append_layout<M, HEAD_DIM, SEGMENTS>;
+namespace detail {
+
+//! The work of one CTA (cluster) of append_kernel on segment w: its row(s), and with STATEFUL (the
+//! segment's first CTA, with a state slot: `state`) the rows' ring reads and the new state. The two
+//! cases are separate code paths, so the state's bookkeeping adds no register pressure to the
+//! CTAs that only read new tokens (every CTA of a prefill chunk but the first).
+template <int M, int HEAD_DIM, class InT, class BiasT, class WRITER, append_variant V, bool STATEFUL>
+__device__ __forceinline__ void append_cta(const append_kernel_params<InT, BiasT, WRITER>& p, const segment_work& w,
+                                           std::uint8_t* state, const compress_thread& t, int rank,
+                                           append_storage<M, HEAD_DIM, V>& smem) {
+  using L = append_layout<M, HEAD_DIM, V>;
+  constexpr bool CLUSTERED = V != append_variant::batch;
   constexpr int ROWS = L::rows_per_cta;
   constexpr int THREADS = L::threads;
-  __shared__ detail::append_storage<M, HEAD_DIM, SEGMENTS> smem;
-  const int rank = detail::cluster_rank<L>();
-  const detail::compress_thread t = detail::compress_thread_of<M, HEAD_DIM, !SEGMENTS>(threadIdx.x, rank);
+  constexpr int COPIERS = THREADS * L::cluster;                       // threads sharing the state copy
+  constexpr std::int64_t width = compress_input_width(M, HEAD_DIM);  // W
+  constexpr std::int64_t quads = width / vec_elems;                   // 4-channel groups per token
+  constexpr std::int64_t ring_floats = append_state_ring_tokens(M) * width;
+  const int copier = rank * THREADS + static_cast<int>(threadIdx.x);  // this thread's index in the copy
+  const std::int64_t end = w.position + w.length;
 
-  const detail::segment_work w = detail::resolve_segment<M, L, SEGMENTS>(p, smem.scan);
-  if (!w.active) return;  // uniform per cluster
-
-  // The state: read (by rows before p) and written only by the segment's first CTA.
-  std::uint8_t* state = nullptr;  // [append_state_bytes(M, HEAD_DIM)] of this segment's sequence
-  if (SEGMENTS && w.cta == 0 && w.state_slot >= 0 && w.state_slot < p.state_count) {
-    state = p.state + w.state_slot * append_state_bytes(M, HEAD_DIM);
-    // L2 hint for the new tokens the state keeps (copied at the end, after the rows): their loads
-    // then hit L2 instead of adding a DRAM round trip to the tail of a decode step.
-    const std::int64_t from = detail::max_i64(append_state_first_kept(M, w.position + w.length), w.position);
-    constexpr std::int64_t quads = compress_input_width(M, HEAD_DIM) / detail::vec_elems;  // per token
-    const std::int64_t hinted =
-        detail::min_i64((w.position + w.length - from) * quads, detail::state_copy_batch * THREADS * L::cluster);
-    for (std::int64_t i = rank * THREADS + threadIdx.x; i < hinted; i += THREADS * L::cluster) {
-      p.input.prefetch(w.tok0 + (from + i / quads - w.position), static_cast<int>(i % quads) * detail::vec_elems);
+  // Everything after the metadata is loaded in one round trip (a decode step is a chain of
+  // dependent round trips): the state header is looked at only after the rows, whose ring reads
+  // are speculative until then (a row that needs a state that does not continue at p is
+  // computed, not written), and the first new tokens the state keeps are loaded now, stored after
+  // the rows.
+  std::int64_t header_next = 0;  // the state's header
+  std::uint32_t header_tag = 0;
+  std::int64_t copy_from = 0, copy_count = 0;  // first new token the state keeps; quads to copy
+  float4 copy_v = make_float4(0.0f, 0.0f, 0.0f, 0.0f), copy_z = copy_v;  // the copy's quad `copier`
+  if constexpr (STATEFUL) {
+    const append_state_header* h = reinterpret_cast<const append_state_header*>(state);
+    header_next = h->next_position;
+    header_tag = h->tag;
+    copy_from = max_i64(append_state_first_kept(M, end), w.position);
+    copy_count = (end - copy_from) * quads;
+    if (copier < copy_count) {
+      p.input.load(w.tok0 + (copy_from + copier / quads - w.position), static_cast<int>(copier % quads) * vec_elems,
+                   copy_v, copy_z);
+    }
+    // L2 hint for the copy's next batches (a chunk's tail): they then hit L2 after the rows.
+    const std::int64_t hinted = min_i64(copy_count, (1 + state_copy_batch) * COPIERS);
+    for (std::int64_t i = COPIERS + copier; i < hinted; i += COPIERS) {
+      p.input.prefetch(w.tok0 + (copy_from + i / quads - w.position), static_cast<int>(i % quads) * vec_elems);
     }
   }
 
-  // This row group's row: block `block` of the sequence. Its pool row and RoPE position are
-  // loaded before the state header is looked at, so the loads overlap (in bounds: block < end_block).
-  const std::int64_t first_block = w.position / M, end_block = (w.position + w.length) / M;
+  // This row group's row: block `block` of the sequence, its pool row and RoPE position (in
+  // bounds: block < end_block).
+  const std::int64_t first_block = w.position / M, end_block = end / M;
   const std::int64_t block = first_block + w.cta * ROWS + t.local_row;
   const bool in_segment = block < end_block;
   std::int64_t slot = -1;  // pool row
@@ -438,40 +488,29 @@ __global__ void __launch_bounds__(detail::append_layout<M, HEAD_DIM, SEGMENTS>::
                                              : p.rope_start + block * M;
     }
   }
-  bool state_ok = false;  // the state continues at p: its ring may be read
-  if (state != nullptr) {
-    const append_state_header* h = reinterpret_cast<const append_state_header*>(state);
-    state_ok = w.position == 0 || (h->next_position == w.position && h->tag == append_state_tag(M, HEAD_DIM));
-  }
-  if (SEGMENTS && w.cta == 0 && threadIdx.x == 0 && rank == 0) {
-    const bool missing = w.state_slot == -1 && append_segment_needs_state(M, w.position, w.length);
-    std::uint32_t bits = 0;
-    if (w.state_slot < -1 || w.state_slot >= p.state_count || missing) bits |= append_error_state_slot;
-    if (state != nullptr && !state_ok) bits |= append_error_state_mismatch;
-    if (bits != 0) detail::raise_append_error(p.error_flags, bits);
-  }
-  // A row that reads tokens before p needs the state.
-  const bool has_row = in_segment && (append_row_first_token(M, block) >= w.position || state_ok);
+  // A row that reads tokens before p reads them from the ring: only with a state.
+  const bool new_tokens_only = append_row_first_token(M, block) >= w.position;
+  const bool computed = in_segment && (STATEFUL || new_tokens_only);  // uniform per row group
 
-  // The rows. Only a CTA whose first row reads tokens before p (the segment's first CTA, with a
-  // valid state) needs the ring token source; for CSA every other CTA reads new tokens through the
-  // branch-free source (HCA keeps one source: two copies of its 512-thread row spill at its
-  // 128-register cap). Both run the same compress_row.
-  constexpr std::int64_t width = compress_input_width(M, HEAD_DIM);  // W
-  constexpr std::int64_t ring_floats = append_state_ring_tokens(M) * width;
-  const bool reads_ring = state_ok && append_row_first_token(M, first_block) < w.position;  // uniform per CTA
+  // The row: the ring token source with a state, the branch-free one (new tokens only) without;
+  // both run the same compress_row.
   float4 y;  // this thread's 4 channels of its row
-  if (SEGMENTS && (reads_ring || !compress_overlaps(M))) {
-    // HCA without a valid state reads no ring token: has_row is false for the rows that would.
-    const float* ring_kv =
-        state != nullptr ? reinterpret_cast<const float*>(state + append_state_header_bytes) : nullptr;  // [R, W]
-    const float* ring_gate = state != nullptr ? ring_kv + ring_floats : nullptr;                        // [R, W]
-    const detail::segment_tokens<M, InT, true> tokens{p.input, w.tok0, w.position, ring_kv, ring_gate, width};
-    y = detail::compress_row<M, HEAD_DIM, !SEGMENTS>(tokens, p.row, block, rope_pos, has_row, t, smem.compress);
+  if constexpr (STATEFUL) {
+    const float* ring_kv = reinterpret_cast<const float*>(state + append_state_header_bytes);  // [R, W]
+    const segment_tokens<M, InT, true> tokens{p.input, w.tok0, w.position, ring_kv, ring_kv + ring_floats, width};
+    y = compress_row<M, HEAD_DIM, CLUSTERED>(tokens, p.row, block, rope_pos, computed, t, smem.compress);
   } else {
-    const detail::segment_tokens<M, InT, false> tokens{p.input, w.tok0, w.position, nullptr, nullptr, width};
-    y = detail::compress_row<M, HEAD_DIM, !SEGMENTS>(tokens, p.row, block, rope_pos, has_row, t, smem.compress);
+    const segment_tokens<M, InT, false> tokens{p.input, w.tok0, w.position, nullptr, nullptr, width};
+    y = compress_row<M, HEAD_DIM, CLUSTERED>(tokens, p.row, block, rope_pos, computed, t, smem.compress);
   }
+
+  // The state continues at p: its ring was valid for the rows, and the new state may be written.
+  const bool state_ok =
+      STATEFUL && (w.position == 0 || (header_next == w.position && header_tag == append_state_tag(M, HEAD_DIM)));
+  if (STATEFUL && !state_ok && threadIdx.x == 0 && rank == 0) {
+    raise_append_error(p.error_flags, append_error_state_mismatch);
+  }
+  const bool has_row = in_segment && (new_tokens_only || state_ok);  // uniform per row group
 
   // Quantize: the row's amax over the row group, then each thread's 4 channels.
   row_amax a;
@@ -481,55 +520,85 @@ __global__ void __launch_bounds__(detail::append_layout<M, HEAD_DIM, SEGMENTS>::
     a.add(y.z);
     a.add(y.w);
   }
-  a = detail::row_merge_amax<HEAD_DIM, ROWS>(a, t.local_row, t.quad, t.holder, smem.amax);
+  a = row_merge_amax<HEAD_DIM, ROWS>(a, t.local_row, t.quad, t.holder, smem.amax);
   if (t.holder && has_row) {
     if (slot >= 0 && slot < p.out.rows) {
       p.out.template write<HEAD_DIM>(slot, y, a, t.quad);
     } else if (slot != -1 && t.quad == 0) {
-      detail::raise_append_error(p.error_flags, append_error_pool_slot);
+      raise_append_error(p.error_flags, append_error_pool_slot);
     }
   }
-
-  // The new state (first CTA / cluster only, after every read of the old one: the CTA barrier,
-  // and with a cluster the cluster barrier inside compress_row, which every rank passed after its
-  // token loads): the new tokens the next append needs into their ring rows, then the header.
-  // A cluster's CTAs share the copy.
-  static_assert(L::cluster == 1 || L::slot_groups > 1, "the cluster barrier orders the state's reads and writes");
-  if (w.cta != 0 || state == nullptr || !state_ok) return;  // uniform per cluster
-  __syncthreads();
-  const std::int64_t end = w.position + w.length;
-  const std::int64_t first_kept = append_state_first_kept(M, end);
-  const std::int64_t from = first_kept > w.position ? first_kept : w.position;  // first new token kept
-  float* kv_out = reinterpret_cast<float*>(state + append_state_header_bytes);  // [R, W]
-  float* gate_out = kv_out + ring_floats;                                         // [R, W]
-  constexpr std::int64_t quads = width / detail::vec_elems;                       // per token
-  // BATCH loads in flight per thread before their stores (HCA keeps up to 127 tokens: 32 quads per
-  // thread, 8 round trips instead of 32; 8 spills at the 128-register cap on sm_100a).
-  constexpr int BATCH = detail::state_copy_batch;
-  constexpr int COPIERS = THREADS * L::cluster;      // the cluster's threads
-  const std::int64_t count = (end - from) * quads;  // quads to copy
-  for (std::int64_t base = rank * THREADS + threadIdx.x; base < count; base += BATCH * COPIERS) {
-    float4 v[BATCH], z[BATCH];  // kv / gate channels of quad base + b*COPIERS
+  if constexpr (STATEFUL) {
+    // The new state, after every read of the old one (the CTA barrier, and with a cluster the
+    // cluster barrier inside compress_row, which every rank passed after its token loads): the new
+    // tokens the next append needs into their ring rows, then the header. A cluster's CTAs share the copy.
+    static_assert(L::cluster == 1 || L::slot_groups > 1, "the cluster barrier orders the state's reads and writes");
+    if (!state_ok) return;  // uniform per cluster
+    __syncthreads();
+    float* kv_out = reinterpret_cast<float*>(state + append_state_header_bytes);  // [R, W]
+    float* gate_out = kv_out + ring_floats;                                         // [R, W]
+    const auto store_quad = [&](std::int64_t i, float4 v, float4 z) {  // quad i of the copy
+      const std::int64_t r = append_state_ring_row(M, copy_from + i / quads) * width + (i % quads) * vec_elems;
+      store4(kv_out + r, v);
+      store4(gate_out + r, z);
+    };
+    if (copier < copy_count) store_quad(copier, copy_v, copy_z);  // loaded before the rows
+    // The rest (a chunk's tail; HCA keeps up to 127 tokens): BATCH loads in flight per thread
+    // before their stores (8 round trips instead of 32 for HCA's longest copy).
+    constexpr int BATCH = state_copy_batch;
+    for (std::int64_t base = COPIERS + copier; base < copy_count; base += BATCH * COPIERS) {
+      float4 v[BATCH], z[BATCH];  // kv / gate channels of quad base + b*COPIERS
 #pragma unroll
-    for (int b = 0; b < BATCH; ++b) {
-      const std::int64_t i = base + b * COPIERS;
-      const int col = static_cast<int>(i % quads) * detail::vec_elems;
-      if (i < count) p.input.load(w.tok0 + (from + i / quads - w.position), col, v[b], z[b]);
-    }
+      for (int b = 0; b < BATCH; ++b) {
+        const std::int64_t i = base + b * COPIERS;
+        const int col = static_cast<int>(i % quads) * vec_elems;
+        if (i < copy_count) p.input.load(w.tok0 + (copy_from + i / quads - w.position), col, v[b], z[b]);
+      }
 #pragma unroll
-    for (int b = 0; b < BATCH; ++b) {
-      const std::int64_t i = base + b * COPIERS;
-      if (i < count) {
-        const std::int64_t r = append_state_ring_row(M, from + i / quads) * width + (i % quads) * detail::vec_elems;
-        detail::store4(kv_out + r, v[b]);
-        detail::store4(gate_out + r, z[b]);
+      for (int b = 0; b < BATCH; ++b) {
+        const std::int64_t i = base + b * COPIERS;
+        if (i < copy_count) store_quad(i, v[b], z[b]);
       }
     }
+    if (threadIdx.x == 0 && rank == 0) {
+      append_state_header* h = reinterpret_cast<append_state_header*>(state);
+      *h = append_state_header{end, append_state_tag(M, HEAD_DIM), 0u};
+    }
   }
-  if (threadIdx.x == 0 && rank == 0) {
-    append_state_header* h = reinterpret_cast<append_state_header*>(state);
-    *h = append_state_header{end, append_state_tag(M, HEAD_DIM), 0u};
+}
+
+}  // namespace detail
+
+//! The fused write path over segments. Grid: see the file comment; append_layout<M, HEAD_DIM, V>
+//! threads per CTA. WRITER: nvfp4_pool_writer or fp8_pool_writer. V: append_variant (prefill: one
+//! segment at position 0, no state; the metadata arguments are not read).
+template <int M, int HEAD_DIM, class InT, class BiasT, class WRITER, detail::append_variant V>
+__global__ void __launch_bounds__(detail::append_layout<M, HEAD_DIM, V>::threads,
+                                  detail::append_min_ctas<M, HEAD_DIM, V>)
+    append_kernel(const append_kernel_params<InT, BiasT, WRITER> p) {
+  using L = detail::append_layout<M, HEAD_DIM, V>;
+  constexpr bool SEGMENTS = V != detail::append_variant::prefill;
+  __shared__ detail::append_storage<M, HEAD_DIM, V> smem;
+  const int rank = detail::cluster_rank<L>();
+  const detail::compress_thread t =
+      detail::compress_thread_of<M, HEAD_DIM, V != detail::append_variant::batch>(threadIdx.x, rank);
+
+  const detail::segment_work w = detail::resolve_segment<M, L, V>(p, smem.scan);
+  if (!w.active) return;  // uniform per cluster
+
+  // The state: read (by rows before p) and written only by the segment's first CTA (cluster).
+  if (SEGMENTS && w.cta == 0) {
+    if (w.state_slot >= 0 && w.state_slot < p.state_count) {  // uniform per cluster
+      std::uint8_t* state = p.state + w.state_slot * append_state_bytes(M, HEAD_DIM);  // [append_state_bytes(M, d)]
+      detail::append_cta<M, HEAD_DIM, InT, BiasT, WRITER, V, true>(p, w, state, t, rank, smem);
+      return;
+    }
+    const bool missing = w.state_slot == -1 && append_segment_needs_state(M, w.position, w.length);
+    if ((w.state_slot != -1 || missing) && threadIdx.x == 0 && rank == 0) {
+      detail::raise_append_error(p.error_flags, append_error_state_slot);
+    }
   }
+  detail::append_cta<M, HEAD_DIM, InT, BiasT, WRITER, V, false>(p, w, nullptr, t, rank, smem);
 }
 
 //! Zeroes the header of each state slot named in slots[count] (out-of-range names are skipped).

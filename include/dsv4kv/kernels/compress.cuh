@@ -22,9 +22,10 @@
 //!   and the first half of block i-1: every input element is read once by the whole grid.
 //!   2 rows per CTA (d = 512: 256 threads; d = 128: 64 threads; compress_layout).
 //! - HCA (M = 128): one row per cluster of 4 CTAs of 128 threads (d = 512: one slot group of 32
-//!   slots per CTA). Each group runs an online softmax over chunks of 8 slots (chunk max, one
-//!   rescale per chunk), then the groups' (max, sum, weighted sum) are merged in group order in
-//!   the cluster's rank-0 CTA, which receives them through distributed shared memory.
+//!   slots per CTA), or per CTA of 256 threads running two slot groups each (the append kernel's
+//!   batches). Each group runs an online softmax over chunks of 8 slots (chunk max, one rescale
+//!   per chunk), then the groups' (max, sum, weighted sum) are merged in group order in the row's
+//!   holder CTA (a cluster's rank 0 receives them through distributed shared memory).
 //! Softmax: w = exp(z - max) with z = gate + bias (FP32 add), y = sum(w v) / sum(w) (IEEE
 //! division); CSA row 0 has no previous block: those slots carry z = -inf, weight exactly 0.
 //! All reductions run in a fixed order, so the output is deterministic. Every product that meets
@@ -70,16 +71,23 @@ namespace dsv4kv {
 #ifndef DSV4KV_HCA_CLUSTER
 #define DSV4KV_HCA_CLUSTER 4
 #endif
+//! Threads of the unclustered HCA CTA (the append kernel's batches): the row's slot groups (fixed
+//! by the clustered shape above) run in slot_groups * channel_threads / this passes per thread.
+//! 256: two CTAs per SM at 128 registers, so a decode step of 256 sequences is one wave.
+#ifndef DSV4KV_CTA_THREADS_HCA_UNCLUSTERED
+#define DSV4KV_CTA_THREADS_HCA_UNCLUSTERED 256
+#endif
 template <int M, int HEAD_DIM>
 inline constexpr int compress_cta_threads =
     compress_overlaps(M) ? (HEAD_DIM == 512 ? DSV4KV_CTA_THREADS_CSA512 : DSV4KV_CTA_THREADS_CSA128)
                          : (HEAD_DIM == 512 ? DSV4KV_CTA_THREADS_HCA512 : DSV4KV_CTA_THREADS_HCA128);
 
 //! Thread layout of the kernels built on compress_row. CLUSTERED (HCA only): the row's threads
-//! spread over a cluster of DSV4KV_HCA_CLUSTER CTAs (compress_kernel, the fused prefill: a 4K
-//! chunk's 32 rows reach 128 SMs), or all in one CTA (the append kernel with segments, where a
-//! cluster launch costs more than it gains: decode steps run one CTA per sequence). Both shapes
-//! have the same slot groups, so they compute the same bits.
+//! spread over a cluster of DSV4KV_HCA_CLUSTER CTAs (compress_kernel, the fused prefill, appends
+//! of one long segment: a 4K chunk's 32 rows reach 128 SMs), or all in one CTA of
+//! DSV4KV_CTA_THREADS_HCA_UNCLUSTERED threads, each running `passes` slot groups one after the
+//! other (the append kernel's batches, where a cluster launch costs more than it gains: decode
+//! steps run one CTA per sequence). The slot groups, and so the bits, are the same in both shapes.
 template <int M, int HEAD_DIM, bool CLUSTERED = true>
 struct compress_layout {
   static constexpr bool overlap = compress_overlaps(M);
@@ -88,15 +96,19 @@ struct compress_layout {
   static constexpr int channel_threads = HEAD_DIM / detail::vec_elems;               // threads per row group
   static constexpr int cluster = overlap || !CLUSTERED ? 1 : DSV4KV_HCA_CLUSTER;     // CTAs per row (HCA)
   static constexpr int threads =                                                     // per CTA
-      overlap ? compress_cta_threads<M, HEAD_DIM> : compress_cta_threads<M, HEAD_DIM> * DSV4KV_HCA_CLUSTER / cluster;
+      overlap || CLUSTERED ? compress_cta_threads<M, HEAD_DIM> : DSV4KV_CTA_THREADS_HCA_UNCLUSTERED;
   static constexpr int cta_groups = threads / channel_threads;                       // row / slot groups per CTA
-  static constexpr int slot_groups = overlap ? 1 : cta_groups * cluster;             // slot split of a row
+  static constexpr int slot_groups =                                                 // slot split of a row
+      overlap ? 1 : compress_cta_threads<M, HEAD_DIM> * DSV4KV_HCA_CLUSTER / channel_threads;
+  static constexpr int passes = overlap ? 1 : slot_groups / (cta_groups * cluster);  // slot groups per thread
   static constexpr int slots_per_group = slots / slot_groups;
   static constexpr int chunk = 8;                                                    // slots per softmax update
   static constexpr int rows_per_cta = overlap ? cta_groups : 1;
   static_assert(HEAD_DIM % 128 == 0 && cta_groups >= 1 && threads == cta_groups * channel_threads,
                 "HEAD_DIM is 128 or 512; a CTA holds whole row / slot groups");
   static_assert(cluster >= 1 && cluster <= 8 && threads <= 1024, "portable cluster size, CTA size");
+  static_assert(overlap || (passes >= 1 && passes * cta_groups * cluster == slot_groups),
+                "whole passes over the slot groups");
   // The append kernel reads a segment's carried state only in its first CTA, and for CSA the first
   // two rows of a segment may read it (row i also reads block i - 1).
   static_assert(!overlap || rows_per_cta >= 2, "CSA: a segment's first two rows share a CTA");
@@ -226,16 +238,36 @@ __device__ __forceinline__ compress_thread compress_thread_of(int tid, int rank)
   return t;
 }
 
-//! Whether compress_accumulate first hints all but the first chunk of its tokens into L2 (HCA,
-//! the only layout with several chunks per slot group: a thread cannot keep two chunks of loads
-//! in registers, so each chunk's loads wait for the previous chunk's; with the hint they
-//! hit L2 while HBM streams the row). A scheduling hint only: the arithmetic is the same either
-//! way. DSV4KV_COMPRESS_L2_PREFETCH=0 turns it off for A/B benchmarks.
+//! Whether compress_row first hints the tokens of all but its first chunk of slots into L2 (HCA,
+//! the only layout with several chunks per thread: a thread cannot keep two chunks of loads in
+//! registers, so each chunk's loads wait for the previous chunk's; with the hint they hit L2 while
+//! HBM streams the row). A scheduling hint only: the arithmetic is the same either way.
+//! DSV4KV_COMPRESS_L2_PREFETCH=0 turns it off for A/B benchmarks.
 #ifndef DSV4KV_COMPRESS_L2_PREFETCH
 #define DSV4KV_COMPRESS_L2_PREFETCH 1
 #endif
 
-//! Runs the softmax over this thread's slots (group `group`, channels 4*quad..+3) of the row of
+//! Slot group of pass `pass` of a thread whose first slot group is `group`.
+template <class L>
+__device__ __forceinline__ int pass_group(int group, int pass) {
+  return group + pass * L::cta_groups * L::cluster;
+}
+
+//! The L2 hint of compress_row (HCA: slot u of a group is token u of the block): the tokens of
+//! every chunk of this thread's slot groups but the first chunk of the first pass.
+template <class L, class TOKENS>
+__device__ __forceinline__ void compress_prefetch(const TOKENS& tokens, std::int64_t block, int quad, int group) {
+  static_assert(!L::overlap, "several chunks only without overlap");
+#pragma unroll 1
+  for (int pass = 0; pass < L::passes; ++pass) {
+#pragma unroll 1
+    for (int j = pass == 0 ? L::chunk : 0; j < L::slots_per_group; ++j) {
+      tokens.prefetch(block * L::slots + pass_group<L>(group, pass) * L::slots_per_group + j, vec_elems * quad);
+    }
+  }
+}
+
+//! Runs the softmax over the slots of slot group `group` (channels 4*quad..+3) of the row of
 //! block `block` (the block's index in its sequence: block 0 has no previous block). Tokens come
 //! from `tokens` (see prefill_tokens) by their position in the sequence.
 template <int M, int HEAD_DIM, bool CLUSTERED, class TOKENS, class BiasT>
@@ -243,13 +275,6 @@ __device__ __forceinline__ softmax_state compress_accumulate(const TOKENS& token
                                                              std::int64_t block, int quad, int group) {
   using L = compress_layout<M, HEAD_DIM, CLUSTERED>;
   softmax_state st;
-  if (DSV4KV_COMPRESS_L2_PREFETCH && L::slots_per_group > L::chunk) {  // the later chunks' tokens
-    static_assert(L::slots_per_group == L::chunk || !L::overlap, "several chunks only without overlap");
-#pragma unroll 1
-    for (int j = L::chunk; j < L::slots_per_group; ++j) {  // HCA: slot u is token u of the block
-      tokens.prefetch(block * M + group * L::slots_per_group + j, vec_elems * quad);
-    }
-  }
 #pragma unroll
   for (int k = 0; k < L::slots_per_group / L::chunk; ++k) {
     float z[L::chunk][vec_elems], v[L::chunk][vec_elems];  // scores and values of this chunk
@@ -322,7 +347,10 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
   // A CTA may write another CTA's shared memory only once that CTA runs: every CTA arrives on the
   // cluster barrier now and waits on it before its remote stores, so the wait overlaps the loads.
   if constexpr (L::cluster > 1) cluster_arrive_relaxed();
-  softmax_state st{};
+  if constexpr (DSV4KV_COMPRESS_L2_PREFETCH && (L::slots_per_group > L::chunk || L::passes > 1)) {
+    if (has_row) compress_prefetch<L>(tokens, block, quad, t.group);
+  }
+  softmax_state st{};  // of the first pass's slot group, t.group
   if (has_row) st = compress_accumulate<M, HEAD_DIM, CLUSTERED>(tokens, p.position_bias, block, quad, t.group);
 
   // The epilogue's small operands (norm weight, RoPE entries), loaded now: their latency overlaps
@@ -352,6 +380,15 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
     part->m[local_row][t.group][quad] = make_float4(st.m[0], st.m[1], st.m[2], st.m[3]);
     part->s[local_row][t.group][quad] = make_float4(st.s[0], st.s[1], st.s[2], st.s[3]);
     part->a[local_row][t.group][quad] = make_float4(st.a[0], st.a[1], st.a[2], st.a[3]);
+    // The later passes' slot groups (unclustered HCA), each stored as soon as it is summed.
+#pragma unroll 1
+    for (int pass = 1; pass < L::passes; ++pass) {
+      const int g = pass_group<L>(t.group, pass);
+      if (has_row) st = compress_accumulate<M, HEAD_DIM, CLUSTERED>(tokens, p.position_bias, block, quad, g);
+      part->m[local_row][g][quad] = make_float4(st.m[0], st.m[1], st.m[2], st.m[3]);
+      part->s[local_row][g][quad] = make_float4(st.s[0], st.s[1], st.s[2], st.s[3]);
+      part->a[local_row][g][quad] = make_float4(st.a[0], st.a[1], st.a[2], st.a[3]);
+    }
     if constexpr (L::cluster > 1) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
       cooperative_groups::this_cluster().sync();
