@@ -111,7 +111,7 @@ bool append_grid_fits(int ratio, std::int64_t d, std::int64_t n, std::int64_t b)
   (void)dispatch_append_variant(ratio, n, b, [&](auto v) {
     return dispatch_compress_shape(ratio, d, [&](auto m, auto dd) {
       using L = append_layout<decltype(m)::value, decltype(dd)::value, decltype(v)::value>;
-      fits = append_grid_units<L>(n, b, decltype(m)::value) <= max_grid_ctas / L::cluster;
+      fits = append_grid_units<decltype(v)::value, L>(n, b, decltype(m)::value) <= max_grid_ctas / L::cluster;
       return status::ok;
     });
   });
@@ -173,8 +173,7 @@ append_kernel_params<device_element_t<IN>, device_element_t<BIAS>, WRITER> appen
   return k;
 }
 
-// The append launch: the variant append_variant_for picks, over append_grid_units (the segments'
-// units, plus one that checks cu_seqlens as a whole).
+// The append launch: the variant append_variant_for picks, over its append_grid_units.
 template <class IN, class BIAS, class WRITER>
 status launch_append(const append_params<IN, BIAS>& p, std::int64_t d, const WRITER& out, cudaStream_t stream) {
   if (p.segments == 0 || p.kv.rows == 0) return status::ok;
@@ -182,7 +181,7 @@ status launch_append(const append_params<IN, BIAS>& p, std::int64_t d, const WRI
   const auto k = append_kernel_params_of(p, out);
   return dispatch_append_variant(p.ratio, n, b, [&](auto v) {
     return launch_append_kernel<decltype(v)::value>(
-        p.ratio, d, k, [&](auto l) { return append_grid_units<decltype(l)>(n, b, m); }, stream);
+        p.ratio, d, k, [&](auto l) { return append_grid_units<decltype(v)::value, decltype(l)>(n, b, m); }, stream);
   });
 }
 

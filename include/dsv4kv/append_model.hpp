@@ -121,6 +121,15 @@ DSV4KV_HOST_DEVICE constexpr std::int64_t append_scan_units(std::int64_t n, std:
   return 2 * k + (e - k * (q - 1)) / q;
 }
 
+//! The most work units (CTAs of ROWS rows, q = M * ROWS tokens per unit) one segment of a batch of
+//! N tokens can need when its units are counted from floor(cu[0] / q) (the append kernel's single
+//! segment, kernels/append.cuh): floor(b / q) + max(1, ceil(rows / ROWS)) <= ceil(N / q) for any
+//! b = cu[0], length L >= 1 with b + L <= N and position (rows <= ceil(L / M));
+//! tests/host/test_ref_append.cpp checks it by brute force. A 4K-token HCA chunk: 32 units.
+DSV4KV_HOST_DEVICE constexpr std::int64_t append_single_units(std::int64_t n, std::int64_t q) {
+  return (n + q - 1) / q;
+}
+
 //! Error bits of append metadata, raised by the kernel into append_params::error_flags (device) or
 //! reported by validate_append_metadata (host).
 inline constexpr std::uint32_t append_error_cu_seqlens = 1u << 0;      //!< cu_seqlens not non-decreasing within [0, total_tokens]

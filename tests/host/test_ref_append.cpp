@@ -344,3 +344,31 @@ TEST_CASE("append model: append_scan_units is the exact bound on the units a bat
   CHECK(append_scan_units(4096, 1, 8) == 4096 / 8 + 1);
   CHECK(append_scan_units(32768, 1, 128) == 32768 / 128 + 1);
 }
+
+TEST_CASE("append model: append_single_units bounds one segment's units from floor(cu[0] / q)", "[append][ref]") {
+  // Every first token b, length L >= 1 (b + L <= N) and position p of one segment: the units
+  // [floor(b / q), floor(b / q) + max(1, ceil(rows / ROWS))) the direct mapping gives it end within
+  // append_single_units(N, q), and the bound is reached.
+  for (const int m : {4, 128}) {
+    for (const std::int64_t rows_per_unit : {1, 2}) {
+      const std::int64_t q = m * rows_per_unit;
+      for (std::int64_t n = 1; n <= 3 * q + 3; ++n) {
+        std::int64_t reached = 0;
+        for (std::int64_t b = 0; b < n; ++b) {
+          for (std::int64_t len = 1; b + len <= n; ++len) {
+            for (std::int64_t p = 0; p < 2 * m; ++p) {
+              const std::int64_t rows = append_row_count(m, p, len);
+              const std::int64_t units = rows > rows_per_unit ? (rows + rows_per_unit - 1) / rows_per_unit : 1;
+              const std::int64_t last = b / q + units;  // one past the segment's last unit
+              reached = std::max(reached, last);
+              if (last > append_single_units(n, q)) FAIL("n " << n << " b " << b << " L " << len << " p " << p);
+            }
+          }
+        }
+        CHECK(reached == append_single_units(n, q));
+      }
+    }
+  }
+  CHECK(append_single_units(4096, 128) == 32);  // an HCA chunk of 4K tokens: its 32 rows, no spare unit
+  CHECK(append_single_units(4096, 8) == 512);
+}

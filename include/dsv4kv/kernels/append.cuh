@@ -28,10 +28,11 @@
 //!     (scan_segments: one round trip); grid append_scan_units(N, B, M*ROWS) + 1 units, the
 //!     tight bound (B + 1 for a decode step of B sequences);
 //!   - B = 1 (chunked prefill, single-sequence decode): units from floor(cu[0] / (M*ROWS)), in
-//!     the same grid (append_scan_units(N, 1, q) = floor(N / q) + 1 for N >= q);
+//!     the same grid (append_scan_units(N, 1, q) = floor(N / q) + 1 for N >= q); the single
+//!     variant's grid is append_single_units(N, q) = ceil(N / q) units, no extra unit;
 //!   - larger B: units [base(s), base(s+1)) with base(s) = floor(cu[s] / (M*ROWS)) + s, found by
 //!     a THREADS-ary search over base(); grid floor(N / (M*ROWS)) + B + 1 units.
-//! The last unit checks cu_seqlens as a whole. A prefill is the append_variant::prefill instantiation:
+//! The last unit (batches) checks cu_seqlens as a whole. A prefill is the append_variant::prefill instantiation:
 //! one segment at position 0, no state, cu_seqlens / positions / state unread (compiled out,
 //! which frees the registers for more CSA warps per SM); its grid is ceil(rows / ROWS) units.
 //!
@@ -46,7 +47,8 @@
 //!
 //! Device-side metadata errors (the host cannot see device metadata without a sync), raised into
 //! error_flags (append_model.hpp bits) when it is non-null:
-//!   - cu_seqlens not non-decreasing in [0, total_tokens]: always raised (the extra CTA scans it);
+//!   - cu_seqlens not non-decreasing in [0, total_tokens]: always raised (a batch's extra CTA scans
+//!     it; a single segment's bounds are checked by its units, reported by unit 0);
 //!     a segment whose own bounds are bad writes nothing; with a broken cu_seqlens which rows of
 //!     other segments are written is unspecified (never out of bounds);
 //!   - negative position, position + length > 2^31 - 1: the segment writes nothing;
@@ -181,10 +183,12 @@ struct append_storage {
 //! (M*ROWS)) + s (a grid of floor(N / (M*ROWS)) + B units).
 inline constexpr int append_scan_items = 4;
 
-//! Units (CTAs, or HCA clusters) of an append launch over N tokens in B segments with layout L
-//! (ratio m): the segments' units plus the one that checks cu_seqlens.
-template <class L>
+//! Units (CTAs, or HCA clusters) of an append launch of variant V over N tokens in B segments with
+//! layout L (ratio m): a batch's segments' units plus the one that checks cu_seqlens; a single
+//! segment's units alone (append_single_units: a 4K HCA chunk is 32 clusters, like its prefill).
+template <append_variant V, class L>
 constexpr std::int64_t append_grid_units(std::int64_t n, std::int64_t b, std::int64_t m) {
+  if (V == append_variant::single) return append_single_units(n, m * L::rows_per_cta);
   return (b <= append_scan_items * L::threads ? append_scan_units(n, b, m * L::rows_per_cta)
                                               : n / (m * L::rows_per_cta) + b) +
          1;
@@ -376,15 +380,15 @@ __device__ __forceinline__ segment_work resolve_segment(const P& p, SCAN& smem) 
     w.cta = cta;
     return w;
   }
-  if (cta == static_cast<std::int64_t>(gridDim.x / L::cluster) - 1) {  // the extra CTA (cluster)
-    check_cu_seqlens<THREADS>(p.cu_seqlens, p.segments, p.total_tokens, p.error_flags);
-    return w;
-  }
   // One segment (chunked prefill, B = 1 decode): its units start at floor(cu[0] / (M*ROWS)), no
-  // search and no scan (a barrier pair less than scan_segments; the scan grid covers them). The
-  // single variant only ever has one.
+  // search and no scan (a barrier pair less than scan_segments; the grid covers them). The single
+  // variant only ever has one, and no extra unit: its segment's bounds are the whole check.
   std::int64_t s = 0;
   if constexpr (V == append_variant::batch) {
+    if (cta == static_cast<std::int64_t>(gridDim.x / L::cluster) - 1) {  // the extra CTA (cluster)
+      check_cu_seqlens<THREADS>(p.cu_seqlens, p.segments, p.total_tokens, p.error_flags);
+      return w;
+    }
     if (p.segments > 1 && p.segments <= append_scan_items * THREADS) return scan_segments<M, L>(p, cta, smem);
   }
   if (V == append_variant::batch && p.segments > 1) {
@@ -403,7 +407,10 @@ __device__ __forceinline__ segment_work resolve_segment(const P& p, SCAN& smem) 
   const std::int64_t position = __ldg(p.positions + s);
   const std::int64_t state_slot = p.state_slots != nullptr ? __ldg(p.state_slots + s) : -1;
   if (begin < 0 || end < begin || end > p.total_tokens) {  // bad bounds: the whole segment is skipped
-    if (threadIdx.x == 0 && cta == segment_cta_base<M, ROWS>(p.cu_seqlens, s)) {
+    // Raised by the segment's first unit; the single variant's by unit 0 (without the extra unit,
+    // a bad cu[0] may put the segment's first unit past the grid).
+    const std::int64_t raiser = V == append_variant::single ? 0 : segment_cta_base<M, ROWS>(p.cu_seqlens, s);
+    if (threadIdx.x == 0 && cluster_rank<L>() == 0 && cta == raiser) {
       raise_append_error(p.error_flags, append_error_cu_seqlens);
     }
     return w;
