@@ -9,7 +9,9 @@
 //! CUDA graphs: the call reads cu_seqlens, positions, state slots and the slot mapping from device
 //! memory when the kernel runs, so a captured step can be replayed after the caller writes new
 //! values into those buffers. What a capture bakes in: the pointers, `segments` and
-//! `kv.rows` (total tokens; the grid covers any cu_seqlens with cu[B] <= kv.rows).
+//! `kv.rows` (total tokens; the grid covers any cu_seqlens with cu[B] <= kv.rows), and the kernel
+//! instantiation picked from those two (one segment of at least a block takes the prefill's
+//! layout, anything else the batch layout; kernels/append.cuh, append_variant_for).
 //!
 //! Metadata errors. What the host can check without a sync (pointers, sizes, alignment, aliasing,
 //! counts) returns a status and launches nothing. The metadata values live on the device, where
