@@ -348,15 +348,17 @@ TEST_CASE("append model: append_scan_units is the exact bound on the units a bat
 TEST_CASE("append model: append_single_units bounds one segment's units from floor(cu[0] / q)", "[append][ref]") {
   // Every first token b, length L >= 1 (b + L <= N) and position p of one segment: the units
   // [floor(b / q), floor(b / q) + max(1, ceil(rows / ROWS))) the direct mapping gives it end within
-  // append_single_units(N, q), and the bound is reached.
-  for (const int m : {4, 128}) {
+  // append_single_units(N, q), and the bound is reached. The rows depend on p only through p mod m
+  // (p in [0, m] covers every residue); the bound's argument holds for any m, and m = 4 (CSA) and
+  // m = 16 keep the search exhaustive and fast (m = 128 is spot-checked below).
+  for (const int m : {4, 16}) {
     for (const std::int64_t rows_per_unit : {1, 2}) {
       const std::int64_t q = m * rows_per_unit;
       for (std::int64_t n = 1; n <= 3 * q + 3; ++n) {
         std::int64_t reached = 0;
         for (std::int64_t b = 0; b < n; ++b) {
           for (std::int64_t len = 1; b + len <= n; ++len) {
-            for (std::int64_t p = 0; p < 2 * m; ++p) {
+            for (std::int64_t p = 0; p <= m; ++p) {
               const std::int64_t rows = append_row_count(m, p, len);
               const std::int64_t units = rows > rows_per_unit ? (rows + rows_per_unit - 1) / rows_per_unit : 1;
               const std::int64_t last = b / q + units;  // one past the segment's last unit
@@ -371,4 +373,12 @@ TEST_CASE("append model: append_single_units bounds one segment's units from flo
   }
   CHECK(append_single_units(4096, 128) == 32);  // an HCA chunk of 4K tokens: its 32 rows, no spare unit
   CHECK(append_single_units(4096, 8) == 512);
+  // m = 128, q = 128 (HCA): the worst segments of a 4K chunk (any start, any position) fit 32 units.
+  for (const std::int64_t b : {0, 1, 127, 128, 4000}) {
+    for (const std::int64_t p : {0, 1, 64, 127, 128, 4096, 4097}) {
+      const std::int64_t len = 4096 - b;
+      const std::int64_t rows = append_row_count(128, p, len);
+      CHECK(b / 128 + std::max<std::int64_t>(1, rows) <= append_single_units(4096, 128));
+    }
+  }
 }
