@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// Test-only fixtures of the determinism and scale GPU tests: a model stream (ratio, width, format,
-// projection types), one write path call of it, and append plans (launches of segments of copies
-// of one sequence) whose device buffers are all prepared before the first launch, so that a plan
+// Test-only fixtures of the append, determinism and scale GPU tests: a model stream (ratio, width,
+// format, projection types), one write path call of it, and append plans (launches of segments of
+// copies of one sequence) whose device buffers are all prepared before the first launch, so that a plan
 // can be enqueued on a stream without any allocation or synchronisation (concurrently with
 // another plan on another stream). Outputs, pools and states carry guard bands
 // (tests/common/guarded_buffer.hpp).

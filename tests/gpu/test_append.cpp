@@ -22,6 +22,7 @@
 #include <random>
 #include <vector>
 
+#include "append_fixtures.hpp"
 #include "device_buffer.hpp"
 #include "dsv4kv/append.hpp"
 #include "dsv4kv/ref/append.hpp"
@@ -33,40 +34,22 @@ using namespace dsv4kv::test;
 
 namespace {
 
-struct stream_cfg {
-  const char* name;
-  int ratio;
-  std::int64_t d;
-  bool nvfp4;     // else FP8
-  bool hadamard;  // indexer keys
-  compress_options opt;  // {bf16_inputs, bias, bf16_bias, norm}
-  fp8_scale_mode mode = fp8_scale_mode::fp32;
-};
-
-const stream_cfg csa_main{"CSA-512 main KV -> NVFP4, FP32", 4, 512, true, false, {false, true, false, true}};
-const stream_cfg hca_main{"HCA-512 main KV -> NVFP4, BF16", 128, 512, true, false, {true, true, true, true}};
-const stream_cfg csa_indexer{"CSA-128 indexer -> Hadamard -> FP8", 4, 128, false, true, {false, true, false, true}};
-const stream_cfg csa_indexer_pow2{"CSA-128 indexer, BF16 -> Hadamard -> FP8 pow2", 4, 128, false, true,
-                                  {true, false, false, true}, fp8_scale_mode::pow2};
-const stream_cfg* const all_streams[] = {&csa_main, &hca_main, &csa_indexer, &csa_indexer_pow2};
-
-// Bytes per row of each array of the stream's format: codes, scales, global scales.
-struct row_bytes {
-  std::int64_t code, scale, global;
-};
-row_bytes bytes_per_row(const stream_cfg& c) {
-  return c.nvfp4 ? row_bytes{c.d / 2, c.d / 16, 4} : row_bytes{c.d, 4, 0};
-}
+const stream_spec csa_main{"CSA-512 main KV -> NVFP4, FP32", 4, 512, true, false, {false, true, false, true}};
+const stream_spec hca_main{"HCA-512 main KV -> NVFP4, BF16", 128, 512, true, false, {true, true, true, true}};
+const stream_spec csa_indexer{"CSA-128 indexer -> Hadamard -> FP8", 4, 128, false, true, {false, true, false, true}};
+const stream_spec csa_indexer_pow2{"CSA-128 indexer, BF16 -> Hadamard -> FP8 pow2", 4, 128, false, true,
+                                   {true, false, false, true}, fp8_scale_mode::pow2};
+const stream_spec* const all_streams[] = {&csa_main, &hca_main, &csa_indexer, &csa_indexer_pow2};
 
 // A pool of quantized rows with guard bands, and its expected bytes on the host.
 struct pool_buffers {
-  const stream_cfg& cfg;
+  const stream_spec& cfg;
   std::int64_t rows;
-  row_bytes b;
+  pool_row_bytes b;
   guarded codes, scales, global;
   std::vector<std::uint8_t> want_codes, want_scales, want_global;  // expected, sentinel where unwritten
-  pool_buffers(const stream_cfg& c, std::int64_t r)
-      : cfg(c), rows(r), b(bytes_per_row(c)), codes(r * b.code), scales(r * b.scale), global(r * b.global),
+  pool_buffers(const stream_spec& c, std::int64_t r)
+      : cfg(c), rows(r), b(row_bytes_of(c)), codes(r * b.code), scales(r * b.scale), global(r * b.global),
         want_codes(static_cast<std::size_t>(r * b.code), sentinel_byte),
         want_scales(static_cast<std::size_t>(r * b.scale), sentinel_byte),
         want_global(static_cast<std::size_t>(r * b.global), sentinel_byte) {}
@@ -99,10 +82,10 @@ struct pool_buffers {
 
 // The shared inputs of a stream: bias, norm weight (in a token-less compress_case) and RoPE table.
 struct stream_model {
-  const stream_cfg& cfg;
+  const stream_spec& cfg;
   compress_case host;
   device_compress_case dev;
-  explicit stream_model(const stream_cfg& c, std::uint64_t seed)
+  explicit stream_model(const stream_spec& c, std::uint64_t seed)
       : cfg(c), host(make_compress_case(c.ratio, c.d, 0, c.opt, seed)), dev(host) {}
 };
 
@@ -119,14 +102,6 @@ struct sequence {
         dev(host) {}
   std::int64_t rows() const { return host.rows(); }
 };
-
-// Calls f(IN{}, BIAS{}) with the element types of the stream.
-template <class F>
-auto with_types(const stream_cfg& c, F&& f) {
-  using u16 = std::uint16_t;
-  if (c.opt.bf16_inputs) return c.opt.bf16_bias ? f(u16{}, u16{}) : f(u16{}, float{});
-  return c.opt.bf16_bias ? f(float{}, u16{}) : f(float{}, float{});
-}
 
 // Device pointer of a sequence's projections (FP32 or BF16 bits), token t.
 template <class IN>
@@ -170,10 +145,10 @@ append_params<IN, BIAS> stream_params(const stream_model& m, rope_table_view tab
 // Runs the one-shot write path (two-kernel chain) of the sequence and keeps its bytes and rows.
 void one_shot(const stream_model& m, sequence& s, rope_table_view table) {
   const std::int64_t n = s.rows(), d = m.cfg.d;
-  const row_bytes b = bytes_per_row(m.cfg);
+  const pool_row_bytes b = row_bytes_of(m.cfg);
   const guarded codes(n * b.code), scales(n * b.scale), global(n * b.global);
   const guarded_workspace ws(n, d);
-  const status st = with_types(m.cfg, [&](auto in, auto bias) {
+  const status st = with_append_types(m.cfg, [&](auto in, auto bias) {
     using IN = decltype(in);
     using BIAS = decltype(bias);
     const append_params<IN, BIAS> a = stream_params<IN, BIAS>(m, table);
@@ -201,7 +176,7 @@ void one_shot(const stream_model& m, sequence& s, rope_table_view table) {
 
 // Expects row i of sequence s in pool row r.
 void expect_row(pool_buffers& pool, const sequence& s, std::int64_t i, std::int64_t r) {
-  const row_bytes b = pool.b;
+  const pool_row_bytes b = pool.b;
   std::copy_n(s.codes.begin() + i * b.code, b.code, pool.want_codes.begin() + r * b.code);
   std::copy_n(s.scales.begin() + i * b.scale, b.scale, pool.want_scales.begin() + r * b.scale);
   std::copy_n(s.global.begin() + i * b.global, b.global, pool.want_global.begin() + r * b.global);
@@ -251,7 +226,7 @@ struct host_batch {
   std::vector<float> kv, gate;              // [N, c*d] FP32 values (what the reference reads)
   std::vector<std::uint16_t> kv_bits, gate_bits;
   std::vector<std::int32_t> packed;
-  host_batch(const stream_cfg& c, const std::vector<segment>& segs) : md(metadata_of(segs, c.ratio)) {
+  host_batch(const stream_spec& c, const std::vector<segment>& segs) : md(metadata_of(segs, c.ratio)) {
     for (const segment& s : segs) {
       const std::int64_t w = s.seq->host.width, b = s.position * w, e = (s.position + s.length) * w;
       kv.insert(kv.end(), s.seq->host.kv.begin() + b, s.seq->host.kv.begin() + e);
@@ -278,7 +253,7 @@ struct device_batch {
   const batch_metadata& md;
   const std::vector<float>& host_kv;
   const std::vector<float>& host_gate;
-  device_batch(const stream_cfg& c, const std::vector<segment>& segs)
+  device_batch(const stream_spec& c, const std::vector<segment>& segs)
       : h(c, segs), tokens(h.md.cu.back()), segments(static_cast<std::int64_t>(segs.size())),
         kv(upload_if(!c.opt.bf16_inputs, h.kv)), gate(upload_if(!c.opt.bf16_inputs, h.gate)),
         kv_bits(upload_if(c.opt.bf16_inputs, h.kv_bits)), gate_bits(upload_if(c.opt.bf16_inputs, h.gate_bits)),
@@ -287,17 +262,6 @@ struct device_batch {
   const std::int32_t* positions() const { return meta.get() + segments + 1; }
   const std::int32_t* state_slots() const { return meta.get() + 2 * segments + 1; }
   const std::int32_t* mapping() const { return meta.get() + 3 * segments + 1; }
-};
-
-// A device state buffer of `slots` slots, zeroed, between guard bands.
-struct device_state {
-  std::int64_t slots, slot_bytes;
-  guarded buf;
-  device_state(const stream_cfg& c, std::int64_t n)
-      : slots(n), slot_bytes(append_state_bytes(c.ratio, c.d)), buf(n * slot_bytes) {
-    buf.fill_rows(0);
-  }
-  append_state view() const { return {buf.data(), slots}; }
 };
 
 // The error flags word of append calls, between guard bands, starting at 0.
@@ -314,9 +278,9 @@ struct device_flags {
 };
 
 // Runs one batch on the default stream and synchronises.
-status run_batch(const stream_model& m, rope_table_view table, const device_batch& b, const device_state& st,
+status run_batch(const stream_model& m, rope_table_view table, const device_batch& b, const guarded_states& st,
                  const pool_buffers& pool, std::uint32_t* flags = nullptr) {
-  const status s = with_types(m.cfg, [&](auto in, auto bias) {
+  const status s = with_append_types(m.cfg, [&](auto in, auto bias) {
     using IN = decltype(in);
     using BIAS = decltype(bias);
     append_params<IN, BIAS> p = stream_params<IN, BIAS>(m, table);
@@ -370,7 +334,7 @@ std::vector<std::int64_t> chunking(std::int64_t tokens, std::int64_t size, int r
 
 TEST_CASE("append: token by token, chunked and one-shot give the one-shot write path's bytes", "[gpu][append]") {
   const device_rope_table table(yarn_table());
-  for (const stream_cfg* cfg : all_streams) {
+  for (const stream_spec* cfg : all_streams) {
     const stream_model model(*cfg, 600 + cfg->ratio);
     const std::int64_t m = cfg->ratio;
     sequence seq(model, 4097 + m + 3, 601 + cfg->d);
@@ -378,7 +342,7 @@ TEST_CASE("append: token by token, chunked and one-shot give the one-shot write 
     one_shot(model, seq, table.view);
     const std::int64_t tokens = seq.host.tokens, n = seq.rows();
     pool_buffers pool(*cfg, n);
-    device_state state(*cfg, 3);
+    guarded_states state(*cfg, 3);
     // Chunk sizes: token by token (decode), 3, m-1 (CSA: 3 again, skipped), m, m+1, 4097, random,
     // one-shot.
     std::vector<std::int64_t> sizes = {1, 3, m, m + 1, 4097, 0, tokens};
@@ -405,7 +369,7 @@ TEST_CASE("append: token by token, chunked and one-shot give the one-shot write 
 TEST_CASE("append: mixed batches equal one-shot bytes and the host reference of the append model",
           "[gpu][append][mixed]") {
   const device_rope_table table(yarn_table());
-  for (const stream_cfg* cfg : all_streams) {
+  for (const stream_spec* cfg : all_streams) {
     INFO(cfg->name);
     const stream_model model(*cfg, 700 + cfg->ratio);
     const int m = cfg->ratio;
@@ -439,7 +403,7 @@ TEST_CASE("append: mixed batches equal one-shot bytes and the host reference of 
     }
     // The host reference runs the same batches.
     const std::int64_t state_slots = 6;
-    device_state state(*cfg, state_slots);
+    guarded_states state(*cfg, state_slots);
     std::vector<std::uint8_t> ref_state(static_cast<std::size_t>(state_slots * state.slot_bytes), 0);
     std::vector<double> ref_rows(static_cast<std::size_t>(pool_rows * cfg->d), 0.0);
     std::vector<std::uint8_t> ref_written(static_cast<std::size_t>(pool_rows), 0);
@@ -506,7 +470,7 @@ TEST_CASE("append: a decode step captured in a CUDA graph, replayed with new met
   const device_rope_table table(yarn_table());
   cudaStream_t stream = nullptr;
   REQUIRE(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess);
-  for (const stream_cfg* cfg : {&csa_main, &csa_indexer, &hca_main}) {
+  for (const stream_spec* cfg : {&csa_main, &csa_indexer, &hca_main}) {
     INFO(cfg->name);
     const stream_model model(*cfg, 800 + cfg->ratio);
     const int m = cfg->ratio;
@@ -528,7 +492,7 @@ TEST_CASE("append: a decode step captured in a CUDA graph, replayed with new met
       one_shot(model, q, table.view);
       for (std::int64_t i = 0; i < q.rows(); ++i) expect_row(pool, q, i, q.pool_row[static_cast<std::size_t>(i)]);
     }
-    device_state state(*cfg, batch);
+    guarded_states state(*cfg, batch);
     {  // The prefixes, one batch.
       std::vector<segment> pre;
       for (int s = 0; s < batch; ++s) pre.push_back({&seqs[static_cast<std::size_t>(s)], 0, prefix[s], static_cast<std::int32_t>(s)});
@@ -544,7 +508,7 @@ TEST_CASE("append: a decode step captured in a CUDA graph, replayed with new met
     device_flags flags;
     cudaGraph_t graph = nullptr;
     REQUIRE(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal) == cudaSuccess);
-    const status st = with_types(*cfg, [&](auto in, auto bias) {
+    const status st = with_append_types(*cfg, [&](auto in, auto bias) {
       using IN = decltype(in);
       using BIAS = decltype(bias);
       append_params<IN, BIAS> p = stream_params<IN, BIAS>(model, table.view);
@@ -630,7 +594,7 @@ TEST_CASE("append: a decode step captured in a CUDA graph, replayed with new met
 
 TEST_CASE("append: device-side metadata errors raise their bits and write only what is allowed", "[gpu][append][errors]") {
   const device_rope_table table(yarn_table());
-  const stream_cfg& cfg = csa_indexer;
+  const stream_spec& cfg = csa_indexer;
   const stream_model model(cfg, 900);
   const int m = cfg.ratio;
   sequence a(model, 6 * m + 2, 901), b(model, 5 * m, 902);
@@ -640,7 +604,7 @@ TEST_CASE("append: device-side metadata errors raise their bits and write only w
   one_shot(model, b, table.view);
   const std::int64_t pool_rows = a.rows() + b.rows();
   pool_buffers pool(cfg, pool_rows);
-  device_state state(cfg, 2);
+  guarded_states state(cfg, 2);
   device_flags flags;
   const auto flags_now = [&] { return flags.take(); };
   // Sequence a continues at position 5 in a state that was never written (zero header): its
@@ -724,12 +688,12 @@ TEST_CASE("append: device-side metadata errors raise their bits and write only w
 
 TEST_CASE("append: bad arguments return their status and change no byte", "[gpu][append][validation]") {
   const device_rope_table table(yarn_table());
-  const stream_cfg& cfg = csa_main;
+  const stream_spec& cfg = csa_main;
   const stream_model model(cfg, 950);
   sequence a(model, 64, 951);
   map_in_order(a, 0);
   pool_buffers pool(cfg, a.rows());
-  device_state state(cfg, 2);
+  guarded_states state(cfg, 2);
   state.buf.reset();
   const device_batch batch(cfg, {{&a, 0, 64, 0}});
   const guarded_array<std::uint32_t> flags(1);  // all sentinel: nothing may write it
@@ -833,7 +797,7 @@ TEST_CASE("append: bad arguments return their status and change no byte", "[gpu]
 TEST_CASE("append: batches past the prefix-sum limit (searched mapping) give the one-shot bytes", "[gpu][append]") {
   const device_rope_table table(yarn_table());
   constexpr int batch = 2100;
-  for (const stream_cfg* cfg : {&csa_indexer, &csa_main, &hca_main}) {
+  for (const stream_spec* cfg : {&csa_indexer, &csa_main, &hca_main}) {
     INFO(cfg->name);
     const stream_model model(*cfg, 900 + cfg->ratio);
     const int m = cfg->ratio;
@@ -854,7 +818,7 @@ TEST_CASE("append: batches past the prefix-sum limit (searched mapping) give the
       one_shot(model, q, table.view);
       for (std::int64_t i = 0; i < q.rows(); ++i) expect_row(pool, q, i, q.pool_row[static_cast<std::size_t>(i)]);
     }
-    device_state state(*cfg, batch);
+    guarded_states state(*cfg, batch);
     device_flags flags;
     for (int part = 0; part < 2; ++part) {
       std::vector<segment> segs;
