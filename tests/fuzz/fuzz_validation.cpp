@@ -849,6 +849,20 @@ void write_path_baseline(fields& f, std::uint8_t variant) {
   f.set(w_scale_mode, "scale_mode", (variant >> 3) & 1);
 }
 
+// The output rules of NVFP4 (NVFP4) or FP8 rows (the other view is not read): the arrays written,
+// into arrays[0..2] (FP8: codes, scales, and an absent third).
+template <bool NVFP4>
+void format_output_rules(verdict& v, fp8_scale_mode mode, const nvfp4_rows& out4, const fp8_rows& out8,
+                         range (&arrays)[3]) {
+  if constexpr (NVFP4) {
+    const nvfp4_writes w = nvfp4_output_rules(v, out4);
+    arrays[0] = w.codes, arrays[1] = w.block_scales, arrays[2] = w.global_scales;
+  } else {
+    const fp8_writes w = fp8_output_rules(v, mode, out8);
+    arrays[0] = w.codes, arrays[1] = w.scales;
+  }
+}
+
 // The documented rules of write_path_nvfp4 (NVFP4) / write_path_fp8 for compress inputs p, output
 // rows out4 / out8 (the other is unused), a workspace and a mode. Returns what the call reads.
 template <bool NVFP4, class IN, class BIAS>
@@ -857,13 +871,7 @@ compress_reads write_path_rules(verdict& v, const compress_params<IN, BIAS>& p, 
                                 write_path_mode mode) {
   const std::int64_t n = NVFP4 ? out4.rows : out8.rows, d = NVFP4 ? out4.d : out8.d;
   range o[3];  // the output arrays
-  if constexpr (NVFP4) {
-    const nvfp4_writes w = nvfp4_output_rules(v, out4);
-    o[0] = w.codes, o[1] = w.block_scales, o[2] = w.global_scales;
-  } else {
-    const fp8_writes w = fp8_output_rules(v, scale_mode, out8);
-    o[0] = w.codes, o[1] = w.scales;
-  }
+  format_output_rules<NVFP4>(v, scale_mode, out4, out8, o);
   compress_reads r;
   if (mode == write_path_mode::fused) {  // compress -> quantize in one kernel, no workspace
     r = compress_rules(v, p, tensor_view<float>{nullptr, n, d, d});
@@ -1034,13 +1042,7 @@ void run_append(const fields& f, const char* entry) {
   const fp8_rows pool8{f.ptr<std::uint8_t>(a_codes), f.ptr<float>(a_global), f.v[a_pool_rows], f.v[a_pool_d]};
   verdict v;
   range pool[3];
-  if constexpr (NVFP4) {
-    const nvfp4_writes w = nvfp4_output_rules(v, pool4);
-    pool[0] = w.codes, pool[1] = w.block_scales, pool[2] = w.global_scales;
-  } else {
-    const fp8_writes w = fp8_output_rules(v, mode, pool8);
-    pool[0] = w.codes, pool[1] = w.scales;
-  }
+  format_output_rules<NVFP4>(v, mode, pool4, pool8, pool);
   append_rules(v, p, f.v[a_pool_d], pool);
   if constexpr (NVFP4) {
     expect(entry, f, v, [&] { return can_implement_append_nvfp4(p, pool4); },
