@@ -60,10 +60,11 @@ inline bool prefill_grid_fits(int ratio, std::int64_t d, std::int64_t rows) {
   return fits;
 }
 
-// Whether cluster launches ask the hardware to spread a cluster's CTAs over distinct SMs. The
-// default policy packs them: the 4 CTAs of an HCA row fit one SM, so a 4K-token chunk's 34
-// clusters ran on ~34 SMs (Nsight Compute: SM active 21 % of the elapsed cycles). 0 restores the
-// default policy for A/B benchmarks.
+// Whether cluster launches ask the hardware to spread a cluster's CTAs over distinct SMs. Set in
+// session 3 on the guess that the default packed an HCA row's 4 CTAs onto one SM; it did not:
+// Nsight Compute reports the spread policy for launches without the attribute too, and an A/B of
+// the 4K HCA chunks measured no difference (212.7 vs 213.0 us). It states the intent only; 0
+// leaves the attribute's value at the default policy for A/B benchmarks.
 #ifndef DSV4KV_CLUSTER_SPREAD
 #define DSV4KV_CLUSTER_SPREAD 1
 #endif
