@@ -500,10 +500,14 @@ __device__ __forceinline__ void append_cta(const append_kernel_params<InT, BiasT
   const bool new_tokens_only = append_row_first_token(M, block) >= w.position;
   const bool computed = in_segment && (STATEFUL || new_tokens_only);  // uniform per row group
 
-  // The row: the ring token source with a state, the branch-free one (new tokens only) without;
-  // both run the same compress_row.
+  // The row: the ring token source when one of the CTA's rows reads a token before p, the
+  // branch-free one (new tokens only) otherwise; both run the same compress_row. The ring source's
+  // per-token branch, 64-bit ring arithmetic and two load flavours make a path about twice as long
+  // with little to overlap it: a stateful cluster that took it at a block-aligned chunk start (no
+  // ring token read) ran 3x longer than the chunk's other clusters.
+  const bool reads_ring = STATEFUL && append_row_first_token(M, first_block) < w.position;  // uniform per CTA
   float4 y;  // this thread's 4 channels of its row
-  if constexpr (STATEFUL) {
+  if (reads_ring) {
     const float* ring_kv = reinterpret_cast<const float*>(state + append_state_header_bytes);  // [R, W]
     const segment_tokens<M, InT, true> tokens{p.input, w.tok0, w.position, ring_kv, ring_kv + ring_floats, width};
     y = compress_row<M, HEAD_DIM, CLUSTERED>(tokens, p.row, block, rope_pos, computed, t, smem.compress);
