@@ -377,17 +377,18 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
       part = cooperative_groups::this_cluster().map_shared_rank(&smem.part, 0);
 #endif
     }
-    part->m[local_row][t.group][quad] = make_float4(st.m[0], st.m[1], st.m[2], st.m[3]);
-    part->s[local_row][t.group][quad] = make_float4(st.s[0], st.s[1], st.s[2], st.s[3]);
-    part->a[local_row][t.group][quad] = make_float4(st.a[0], st.a[1], st.a[2], st.a[3]);
+    const auto store_partials = [&](int g) {  // slot group g's (max, sum, weighted sum) from st
+      part->m[local_row][g][quad] = make_float4(st.m[0], st.m[1], st.m[2], st.m[3]);
+      part->s[local_row][g][quad] = make_float4(st.s[0], st.s[1], st.s[2], st.s[3]);
+      part->a[local_row][g][quad] = make_float4(st.a[0], st.a[1], st.a[2], st.a[3]);
+    };
+    store_partials(t.group);
     // The later passes' slot groups (unclustered HCA), each stored as soon as it is summed.
 #pragma unroll 1
     for (int pass = 1; pass < L::passes; ++pass) {
       const int g = pass_group<L>(t.group, pass);
       if (has_row) st = compress_accumulate<M, HEAD_DIM, CLUSTERED>(tokens, p.position_bias, block, quad, g);
-      part->m[local_row][g][quad] = make_float4(st.m[0], st.m[1], st.m[2], st.m[3]);
-      part->s[local_row][g][quad] = make_float4(st.s[0], st.s[1], st.s[2], st.s[3]);
-      part->a[local_row][g][quad] = make_float4(st.a[0], st.a[1], st.a[2], st.a[3]);
+      store_partials(g);
     }
     if constexpr (L::cluster > 1) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
