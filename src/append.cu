@@ -29,11 +29,11 @@ fp8_pool_writer writer_of(const fp8_rows& out, fp8_scale_mode mode) { return {ou
 // HCA clusters), L its layout.
 template <append_variant V, class InT, class BiasT, class WRITER, class UNITS>
 status launch_append_kernel(int ratio, std::int64_t d, const append_kernel_params<InT, BiasT, WRITER>& k, UNITS&& units,
-                            cudaStream_t stream) {
+                            bool pdl, cudaStream_t stream) {
   return dispatch_compress_shape(ratio, d, [&](auto m, auto dd) {
     constexpr int M = decltype(m)::value, D = decltype(dd)::value;
     using L = append_layout<M, D, V>;
-    return launch_compress_layout<L>(append_kernel<M, D, InT, BiasT, WRITER, V>, units(L{}), stream, k);
+    return launch_compress_layout<L>(append_kernel<M, D, InT, BiasT, WRITER, V>, units(L{}), pdl, stream, k);
   });
 }
 
@@ -80,7 +80,7 @@ status launch_fused_prefill(const compress_params<IN, BIAS>& p, std::int64_t row
   if (rows == 0) return status::ok;
   return launch_append_kernel<append_variant::prefill>(
       p.ratio, d, prefill_kernel_params(p, out),
-      [&](auto l) { return (rows + decltype(l)::rows_per_cta - 1) / decltype(l)::rows_per_cta; }, stream);
+      [&](auto l) { return (rows + decltype(l)::rows_per_cta - 1) / decltype(l)::rows_per_cta; }, false, stream);
 }
 
 // --- append ---------------------------------------------------------------------------------------------
@@ -181,7 +181,8 @@ status launch_append(const append_params<IN, BIAS>& p, std::int64_t d, const WRI
   const auto k = append_kernel_params_of(p, out);
   return dispatch_append_variant(p.ratio, n, b, [&](auto v) {
     return launch_append_kernel<decltype(v)::value>(
-        p.ratio, d, k, [&](auto l) { return append_grid_units<decltype(v)::value, decltype(l)>(n, b, m); }, stream);
+        p.ratio, d, k, [&](auto l) { return append_grid_units<decltype(v)::value, decltype(l)>(n, b, m); }, p.pdl,
+        stream);
   });
 }
 

@@ -60,20 +60,14 @@ inline bool prefill_grid_fits(int ratio, std::int64_t d, std::int64_t rows) {
   return fits;
 }
 
-// Whether cluster launches ask the hardware to spread a cluster's CTAs over distinct SMs. Set in
-// session 3 on the guess that the default packed an HCA row's 4 CTAs onto one SM; it did not:
-// Nsight Compute reports the spread policy for launches without the attribute too, and an A/B of
-// the 4K HCA chunks measured no difference (212.7 vs 213.0 us). It states the intent only; 0
-// leaves the attribute's value at the default policy for A/B benchmarks.
-#ifndef DSV4KV_CLUSTER_SPREAD
-#define DSV4KV_CLUSTER_SPREAD 1
-#endif
-
 // Launches kernel(args...) over `units` units of layout L: units * L::cluster CTAs of L::threads
-// threads, as clusters of L::cluster CTAs when L::cluster > 1 (spread over SMs). Validation
-// checks the grid first (prefill_grid_fits, append_grid_fits in src/append.cu).
+// threads, as clusters of L::cluster CTAs when L::cluster > 1; with pdl, as a programmatic
+// dependent launch (the kernel must call grid_dependency_wait before touching global memory,
+// kernels/grid_dependency.cuh). Validation checks the grid first (prefill_grid_fits,
+// append_grid_fits in src/append.cu).
 template <class L, class... Params, class... Args>
-status launch_compress_layout(void (*kernel)(Params...), std::int64_t units, cudaStream_t stream, Args&&... args) {
+status launch_compress_layout(void (*kernel)(Params...), std::int64_t units, bool pdl, cudaStream_t stream,
+                              Args&&... args) {
   if (units == 0) return status::ok;
   if (units > max_grid_ctas / L::cluster) return status::invalid_argument;
   cudaLaunchConfig_t config = {};
@@ -81,17 +75,21 @@ status launch_compress_layout(void (*kernel)(Params...), std::int64_t units, cud
   config.blockDim = dim3(L::threads);
   config.stream = stream;
   cudaLaunchAttribute attrs[2] = {};
-  attrs[0].id = cudaLaunchAttributeClusterDimension;
-  attrs[0].val.clusterDim.x = L::cluster;
-  attrs[0].val.clusterDim.y = 1;
-  attrs[0].val.clusterDim.z = 1;
-  attrs[1].id = cudaLaunchAttributeClusterSchedulingPolicyPreference;
-  attrs[1].val.clusterSchedulingPolicyPreference =
-      DSV4KV_CLUSTER_SPREAD ? cudaClusterSchedulingPolicySpread : cudaClusterSchedulingPolicyDefault;
+  unsigned n = 0;
   if (L::cluster > 1) {
-    config.attrs = attrs;
-    config.numAttrs = 2;
+    attrs[n].id = cudaLaunchAttributeClusterDimension;
+    attrs[n].val.clusterDim.x = L::cluster;
+    attrs[n].val.clusterDim.y = 1;
+    attrs[n].val.clusterDim.z = 1;
+    ++n;
   }
+  if (pdl) {
+    attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attrs[n].val.programmaticStreamSerializationAllowed = 1;
+    ++n;
+  }
+  config.attrs = attrs;
+  config.numAttrs = n;
   const cudaError_t e = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
   if (e != cudaSuccess) (void)cudaGetLastError();  // not left for the caller's next check
   return status_from_cuda(e);

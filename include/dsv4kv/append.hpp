@@ -13,6 +13,14 @@
 //! instantiation picked from those two (one segment of at least a block takes the prefill's
 //! layout, anything else the batch layout; kernels/append.cuh, append_variant_for).
 //!
+//! Programmatic dependent launch (append_params::pdl). The kernel is launched with
+//! cudaLaunchAttributeProgrammaticStreamSerialization: it may start while the kernel before it on
+//! the stream is still running, and waits (griddepcontrol.wait) for that kernel to complete before
+//! it reads or writes any memory, so the result is the same whatever came before; only the launch
+//! latency overlaps. It also lets the next kernel of the stream start early (if that one was
+//! launched with PDL). Worth it for back-to-back launches: decode steps of successive layers,
+//! chunks of a prefill. Captured into a graph, it becomes a programmatic edge.
+//!
 //! Metadata errors. What the host can check without a sync (pointers, sizes, alignment, aliasing,
 //! counts) returns a status and launches nothing. The metadata values live on the device, where
 //! the host cannot read them without a sync: the kernel checks them and raises append_error_*
@@ -67,6 +75,8 @@ struct append_params {
   append_state state;                           // the states (may be empty when state_slots is null)
   std::uint32_t* error_flags = nullptr;         // [1] OR of append_error_* bits, or nullptr (not
                                                 //   cleared by the call)
+  bool pdl = false;                             // host value: launch with programmatic dependent
+                                                //   launch (sm_90+; see the file comment)
 };
 
 //! Main KV: appends the batch and writes every finished row as NVFP4 into `pool` [pool rows, d]

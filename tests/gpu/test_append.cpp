@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 #include <iterator>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -277,10 +278,10 @@ struct device_flags {
   }
 };
 
-// Runs one batch on the default stream and synchronises.
-status run_batch(const stream_model& m, rope_table_view table, const device_batch& b, const guarded_states& st,
-                 const pool_buffers& pool, std::uint32_t* flags = nullptr) {
-  const status s = with_append_types(m.cfg, [&](auto in, auto bias) {
+// Launches one batch on `stream` (with PDL when `pdl`), without synchronising.
+status launch_batch(const stream_model& m, rope_table_view table, const device_batch& b, const guarded_states& st,
+                    const pool_buffers& pool, std::uint32_t* flags, cudaStream_t stream, bool pdl) {
+  return with_append_types(m.cfg, [&](auto in, auto bias) {
     using IN = decltype(in);
     using BIAS = decltype(bias);
     append_params<IN, BIAS> p = stream_params<IN, BIAS>(m, table);
@@ -299,8 +300,15 @@ status run_batch(const stream_model& m, rope_table_view table, const device_batc
     p.slot_mapping = b.mapping();
     p.state = st.view();
     p.error_flags = flags;
-    return m.cfg.nvfp4 ? append_nvfp4(p, pool.nvfp4_view(), nullptr) : append_fp8(p, m.cfg.mode, pool.fp8_view(), nullptr);
+    p.pdl = pdl;
+    return m.cfg.nvfp4 ? append_nvfp4(p, pool.nvfp4_view(), stream) : append_fp8(p, m.cfg.mode, pool.fp8_view(), stream);
   });
+}
+
+// Runs one batch on the default stream and synchronises.
+status run_batch(const stream_model& m, rope_table_view table, const device_batch& b, const guarded_states& st,
+                 const pool_buffers& pool, std::uint32_t* flags = nullptr) {
+  const status s = launch_batch(m, table, b, st, pool, flags, nullptr, false);
   REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
   return s;
 }
@@ -364,6 +372,56 @@ TEST_CASE("append: token by token, chunked and one-shot give the one-shot write 
       (void)state.buf.checked();  // the states' guard bands
     }
   }
+}
+
+TEST_CASE("append: back-to-back launches with programmatic dependent launch give the one-shot bytes",
+          "[gpu][append][pdl]") {
+  // Each launch depends on the one before (the state); with PDL it may start while that one still
+  // runs, so a read or write before griddepcontrol.wait would show as wrong bytes or state here.
+  // No host synchronisation between the launches; every batch's buffers are uploaded first.
+  const device_rope_table table(yarn_table());
+  cudaStream_t stream = nullptr;
+  REQUIRE(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess);
+  for (const stream_spec* cfg : all_streams) {
+    const stream_model model(*cfg, 650 + cfg->ratio);
+    const std::int64_t m = cfg->ratio;
+    // Two sequences in one batch: token by token over a few blocks, then chunks of m + 1, 3m and 1000.
+    sequence a(model, 6 * m + 2 + 3 * (m + 1) + 3 * m + 1000, 651), b(model, 4 * m + 1 + 3 * (m + 1) + 3 * m + 1000, 652);
+    map_in_order(a, 0);
+    map_in_order(b, a.rows(), 5);
+    one_shot(model, a, table.view);
+    one_shot(model, b, table.view);
+    pool_buffers pool(*cfg, a.rows() + b.rows());
+    for (const sequence* q : {&a, &b}) {
+      for (std::int64_t i = 0; i < q->rows(); ++i) {
+        if (q->pool_row[static_cast<std::size_t>(i)] >= 0) expect_row(pool, *q, i, q->pool_row[static_cast<std::size_t>(i)]);
+      }
+    }
+    guarded_states state(*cfg, 2);
+    std::vector<std::unique_ptr<device_batch>> batches;
+    std::int64_t done_a = 0, done_b = 0;
+    const auto step = [&](std::int64_t la, std::int64_t lb) {
+      la = std::min(la, a.host.tokens - done_a);
+      lb = std::min(lb, b.host.tokens - done_b);
+      batches.push_back(std::make_unique<device_batch>(*cfg, std::vector<segment>{{&b, done_b, lb, 1}, {&a, done_a, la, 0}}));
+      done_a += la;
+      done_b += lb;
+    };
+    for (std::int64_t k = 0; k < 4 * m + 1; ++k) step(1, 1);
+    for (int k = 0; k < 3; ++k) step(m + 1, m + 1);
+    for (int k = 0; k < 3; ++k) step(m, 3 * m);
+    while (done_a < a.host.tokens || done_b < b.host.tokens) step(1000, 1000);
+    INFO(cfg->name << ", " << batches.size() << " launches");
+    device_flags flags;
+    for (const auto& batch : batches) {
+      REQUIRE(launch_batch(model, table.view, *batch, state, pool, flags.get(), stream, true) == status::ok);
+    }
+    REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
+    CHECK(flags.take() == 0u);
+    pool.check();
+    (void)state.buf.checked();  // the states' guard bands
+  }
+  REQUIRE(cudaStreamDestroy(stream) == cudaSuccess);
 }
 
 TEST_CASE("append: mixed batches equal one-shot bytes and the host reference of the append model",

@@ -65,6 +65,7 @@
 #include "dsv4kv/formats/nvfp4_encoding.hpp"
 #include "dsv4kv/formats/nvfp4_rows.hpp"
 #include "dsv4kv/kernels/compress.cuh"
+#include "dsv4kv/kernels/grid_dependency.cuh"
 #include "dsv4kv/kernels/quantize_fp8.cuh"
 #include "dsv4kv/kernels/quantize_nvfp4.cuh"
 #include "dsv4kv/kernels/row_amax.cuh"
@@ -594,6 +595,12 @@ __global__ void __launch_bounds__(detail::append_layout<M, HEAD_DIM, V>::threads
   const int rank = detail::cluster_rank<L>();
   const detail::compress_thread t =
       detail::compress_thread_of<M, HEAD_DIM, V != detail::append_variant::batch>(threadIdx.x, rank);
+
+  // Launched with PDL (append_params::pdl), the kernel starts while the previous kernel of the
+  // stream still runs: the next one may launch now (it waits for this one in turn), and nothing
+  // here touches global memory before the previous one is complete.
+  detail::grid_dependents_launch();
+  detail::grid_dependency_wait();
 
   const detail::segment_work w = detail::resolve_segment<M, L, V>(p, smem.scan);
   if (!w.active) return;  // uniform per cluster
