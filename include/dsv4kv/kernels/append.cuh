@@ -218,11 +218,6 @@ struct segment_tokens {
       z = load4(ring_gate + r);
     }
   }
-
-  //! L2 hint for a later load(q, col) (new tokens only; the ring is small).
-  __device__ __forceinline__ void prefetch(std::int64_t q, int col) const {
-    if (!RING || q >= position) input.prefetch(tok0 + (q - position), col);
-  }
 };
 
 //! Where a CTA works: its segment's tokens, position and state, and its index among the segment's CTAs.

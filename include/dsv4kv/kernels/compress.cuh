@@ -238,33 +238,10 @@ __device__ __forceinline__ compress_thread compress_thread_of(int tid, int rank)
   return t;
 }
 
-//! Whether compress_row first hints the tokens of all but its first chunk of slots into L2 (HCA,
-//! the only layout with several chunks per thread: a thread cannot keep two chunks of loads in
-//! registers, so each chunk's loads wait for the previous chunk's; with the hint they hit L2 while
-//! HBM streams the row). A scheduling hint only: the arithmetic is the same either way.
-//! DSV4KV_COMPRESS_L2_PREFETCH=0 turns it off for A/B benchmarks.
-#ifndef DSV4KV_COMPRESS_L2_PREFETCH
-#define DSV4KV_COMPRESS_L2_PREFETCH 1
-#endif
-
 //! Slot group of pass `pass` of a thread whose first slot group is `group`.
 template <class L>
 __device__ __forceinline__ int pass_group(int group, int pass) {
   return group + pass * L::cta_groups * L::cluster;
-}
-
-//! The L2 hint of compress_row (HCA: slot u of a group is token u of the block): the tokens of
-//! every chunk of this thread's slot groups but the first chunk of the first pass.
-template <class L, class TOKENS>
-__device__ __forceinline__ void compress_prefetch(const TOKENS& tokens, std::int64_t block, int quad, int group) {
-  static_assert(!L::overlap, "several chunks only without overlap");
-#pragma unroll 1
-  for (int pass = 0; pass < L::passes; ++pass) {
-#pragma unroll 1
-    for (int j = pass == 0 ? L::chunk : 0; j < L::slots_per_group; ++j) {
-      tokens.prefetch(block * L::slots + pass_group<L>(group, pass) * L::slots_per_group + j, vec_elems * quad);
-    }
-  }
 }
 
 //! Runs the softmax over the slots of slot group `group` (channels 4*quad..+3) of the row of
@@ -347,9 +324,6 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
   // A CTA may write another CTA's shared memory only once that CTA runs: every CTA arrives on the
   // cluster barrier now and waits on it before its remote stores, so the wait overlaps the loads.
   if constexpr (L::cluster > 1) cluster_arrive_relaxed();
-  if constexpr (DSV4KV_COMPRESS_L2_PREFETCH && (L::slots_per_group > L::chunk || L::passes > 1)) {
-    if (has_row) compress_prefetch<L>(tokens, block, quad, t.group);
-  }
   softmax_state st{};  // of the first pass's slot group, t.group
   if (has_row) st = compress_accumulate<M, HEAD_DIM, CLUSTERED>(tokens, p.position_bias, block, quad, t.group);
 
