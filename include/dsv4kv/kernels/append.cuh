@@ -209,13 +209,15 @@ struct segment_tokens {
   const float* ring_gate = nullptr; // [R, W] (RING)
   std::int64_t width = 0;           // W
 
-  __device__ __forceinline__ void load(std::int64_t q, int col, float4& v, float4& z) const {
+  //! kv (v) and gate (z) channels [col, col + N) of token q (N = 4 or 2).
+  template <int N = vec_elems>
+  __device__ __forceinline__ void load(std::int64_t q, int col, vecf<N>& v, vecf<N>& z) const {
     if (!RING || q >= position) {
-      input.load(tok0 + (q - position), col, v, z);
+      input.template load<N>(tok0 + (q - position), col, v, z);
     } else {
       const std::int64_t r = append_state_ring_row(M, q) * width + col;
-      v = load4(ring_kv + r);
-      z = load4(ring_gate + r);
+      v = loadn<N>(ring_kv + r);
+      z = loadn<N>(ring_gate + r);
     }
   }
 };

@@ -21,11 +21,13 @@
 //!   exactly two-pass (max, then exp / sum) in registers. Row i reads the second half of block i
 //!   and the first half of block i-1: every input element is read once by the whole grid.
 //!   2 rows per CTA (d = 512: 256 threads; d = 128: 64 threads; compress_layout).
-//! - HCA (M = 128): one row per cluster of 4 CTAs of 128 threads (d = 512: one slot group of 32
-//!   slots per CTA), or per CTA of 256 threads running two slot groups each (the append kernel's
-//!   batches). Each group runs an online softmax over chunks of 8 slots (chunk max, one rescale
-//!   per chunk), then the groups' (max, sum, weighted sum) are merged in group order in the row's
-//!   holder CTA (a cluster's rank 0 receives them through distributed shared memory).
+//! - HCA (M = 128): one row per cluster of 4 CTAs (d = 512: one slot group of 32 slots per CTA of
+//!   256 threads, 2 channels per thread while the group is summed, the next chunk's tokens loaded
+//!   while the current one is summed), or per CTA of 256 threads running two slot groups each (the
+//!   append kernel's batches). Each group runs an online softmax over chunks of 8 slots (chunk
+//!   max, one rescale per chunk), then the groups' (max, sum, weighted sum) are merged in group
+//!   order in the row's holder threads (a cluster's rank 0 receives them through distributed
+//!   shared memory), which finish the row 4 channels per thread.
 //! Softmax: w = exp(z - max) with z = gate + bias (FP32 add), y = sum(w v) / sum(w) (IEEE
 //! division); CSA row 0 has no previous block: those slots carry z = -inf, weight exactly 0.
 //! All reductions run in a fixed order, so the output is deterministic. Every product that meets
@@ -53,7 +55,8 @@ namespace dsv4kv {
 //! CSA: row groups of HEAD_DIM/4 threads, threads / (HEAD_DIM/4) rows per CTA.
 //! HCA: one row per cluster of DSV4KV_HCA_CLUSTER CTAs; the row's 128 slots are split over
 //! cluster * threads / (HEAD_DIM/4) slot groups (the split fixes the order of the softmax merge,
-//! so it is part of the rows' bits). A 4K-token prefill chunk has 32 HCA rows: one CTA per row
+//! so it is part of the rows' bits; the CTA runs these slot groups with 4 / compress_layout::vec
+//! times this many threads). A 4K-token prefill chunk has 32 HCA rows: one CTA per row
 //! would keep 32 of the H100's 132 SMs busy, each pulling a 512-KB row through one SM's loads.
 //! The DSV4KV_CTA_THREADS_* / DSV4KV_HCA_CLUSTER macros override the shape for A/B benchmarks.
 #ifndef DSV4KV_CTA_THREADS_CSA512
@@ -77,6 +80,11 @@ namespace dsv4kv {
 #ifndef DSV4KV_CTA_THREADS_HCA_UNCLUSTERED
 #define DSV4KV_CTA_THREADS_HCA_UNCLUSTERED 256
 #endif
+//! Channels per thread while a clustered HCA row's slot groups are summed (compress_layout::vec;
+//! 2, or 4 for A/B benchmarks: the CTA then has DSV4KV_CTA_THREADS_HCA512 threads, not twice that).
+#ifndef DSV4KV_HCA_CLUSTERED_VEC
+#define DSV4KV_HCA_CLUSTERED_VEC 2
+#endif
 template <int M, int HEAD_DIM>
 inline constexpr int compress_cta_threads =
     compress_overlaps(M) ? (HEAD_DIM == 512 ? DSV4KV_CTA_THREADS_CSA512 : DSV4KV_CTA_THREADS_CSA128)
@@ -95,17 +103,25 @@ struct compress_layout {
   static constexpr int slots = compress_slots(M);                                    // softmax slots per channel
   static constexpr int channel_threads = HEAD_DIM / detail::vec_elems;               // threads per row group
   static constexpr int cluster = overlap || !CLUSTERED ? 1 : DSV4KV_HCA_CLUSTER;     // CTAs per row (HCA)
-  static constexpr int threads =                                                     // per CTA
-      overlap || CLUSTERED ? compress_cta_threads<M, HEAD_DIM> : DSV4KV_CTA_THREADS_HCA_UNCLUSTERED;
-  static constexpr int cta_groups = threads / channel_threads;                       // row / slot groups per CTA
   static constexpr int slot_groups =                                                 // slot split of a row
       overlap ? 1 : compress_cta_threads<M, HEAD_DIM> * DSV4KV_HCA_CLUSTER / channel_threads;
-  static constexpr int passes = overlap ? 1 : slot_groups / (cta_groups * cluster);  // slot groups per thread
   static constexpr int slots_per_group = slots / slot_groups;
   static constexpr int chunk = 8;                                                    // slots per softmax update
+  // Channels per thread while a slot group is summed: 2 in clustered HCA rows whose groups have
+  // several chunks (twice the warps on the row's latency-bound chain, and the next chunk's loads
+  // fit in registers beside the current one's); 4 elsewhere. Per channel the same arithmetic.
+  static constexpr int vec = !overlap && CLUSTERED && slots_per_group > chunk ? DSV4KV_HCA_CLUSTERED_VEC : 4;
+  static constexpr int group_threads = HEAD_DIM / vec;                               // threads summing one slot group
+  static constexpr int threads =                                                     // per CTA
+      overlap || CLUSTERED ? compress_cta_threads<M, HEAD_DIM> * (detail::vec_elems / vec)
+                           : DSV4KV_CTA_THREADS_HCA_UNCLUSTERED;
+  static constexpr int cta_groups = threads / group_threads;                         // row / slot groups per CTA
+  static constexpr int passes = overlap ? 1 : slot_groups / (cta_groups * cluster);  // slot groups per thread
   static constexpr int rows_per_cta = overlap ? cta_groups : 1;
-  static_assert(HEAD_DIM % 128 == 0 && cta_groups >= 1 && threads == cta_groups * channel_threads,
+  static_assert(HEAD_DIM % 128 == 0 && cta_groups >= 1 && threads == cta_groups * group_threads,
                 "HEAD_DIM is 128 or 512; a CTA holds whole row / slot groups");
+  static_assert(vec == 4 || vec == 2, "4 or 2 channels per thread");
+  static_assert(overlap || !CLUSTERED || passes == 1, "a cluster runs each slot group once");
   static_assert(cluster >= 1 && cluster <= 8 && threads <= 1024, "portable cluster size, CTA size");
   static_assert(overlap || (passes >= 1 && passes * cta_groups * cluster == slot_groups),
                 "whole passes over the slot groups");
@@ -141,10 +157,11 @@ struct prefill_tokens {
   const InT* gate = nullptr;    // [T, c*d], row stride gate_stride
   std::int64_t gate_stride = 0; // elements, % 4 == 0
 
-  //! kv (v) and gate (z) channels [col, col + 4) of token t.
-  __device__ __forceinline__ void load(std::int64_t t, int col, float4& v, float4& z) const {
-    v = detail::load4_stream(kv + t * kv_stride + col);
-    z = detail::load4_stream(gate + t * gate_stride + col);
+  //! kv (v) and gate (z) channels [col, col + N) of token t (N = 4 or 2).
+  template <int N = detail::vec_elems>
+  __device__ __forceinline__ void load(std::int64_t t, int col, detail::vecf<N>& v, detail::vecf<N>& z) const {
+    v = detail::loadn_stream<N>(kv + t * kv_stride + col);
+    z = detail::loadn_stream<N>(gate + t * gate_stride + col);
   }
 
   //! L2 hint for a later load(t, col).
@@ -183,16 +200,18 @@ struct compress_storage {
   hadamard_storage<HEAD_DIM, L::rows_per_cta> hadamard;
 };
 
-//! Softmax state of one thread's 4 channels over the slots seen so far: weights are
+//! Softmax state of one thread's N channels over the slots seen so far: weights are
 //! exp(z - m), s = sum of weights, a = sum of weight * value.
+template <int N>
 struct softmax_state {
-  float m[vec_elems], s[vec_elems], a[vec_elems];
+  float m[N], s[N], a[N];
 };
 
-//! Where a thread of a compress CTA works: channels 4*quad .. 4*quad+3 of row group local_row,
-//! slot group `group`; `holder` threads (group 0, whole warps) finish the row.
+//! Where a thread of a compress CTA works: it sums channels col .. col + vec - 1 of slot group
+//! `group` of row group local_row; `holder` threads (the first channel_threads of group 0, whole
+//! warps) finish the row, channels 4*quad .. 4*quad+3 each.
 struct compress_thread {
-  int quad, group, local_row;
+  int quad, col, group, local_row;
   bool holder;
 };
 
@@ -232,9 +251,10 @@ __device__ __forceinline__ compress_thread compress_thread_of(int tid, int rank)
   using L = compress_layout<M, HEAD_DIM, CLUSTERED>;
   compress_thread t;
   t.quad = tid % L::channel_threads;
-  t.group = L::overlap ? 0 : rank * L::cta_groups + (tid / L::channel_threads) % L::cta_groups;
+  t.col = L::vec * (tid % L::group_threads);
+  t.group = L::overlap ? 0 : rank * L::cta_groups + (tid / L::group_threads) % L::cta_groups;
   t.local_row = L::overlap ? tid / L::channel_threads : 0;
-  t.holder = t.group == 0;
+  t.holder = t.group == 0 && tid % L::group_threads < L::channel_threads;
   return t;
 }
 
@@ -244,66 +264,99 @@ __device__ __forceinline__ int pass_group(int group, int pass) {
   return group + pass * L::cta_groups * L::cluster;
 }
 
-//! Runs the softmax over the slots of slot group `group` (channels 4*quad..+3) of the row of
-//! block `block` (the block's index in its sequence: block 0 has no previous block). Tokens come
-//! from `tokens` (see prefill_tokens) by their position in the sequence.
-template <int M, int HEAD_DIM, bool CLUSTERED, class TOKENS, class BiasT>
-__device__ __forceinline__ softmax_state compress_accumulate(const TOKENS& tokens, const BiasT* position_bias,
-                                                             std::int64_t block, int quad, int group) {
-  using L = compress_layout<M, HEAD_DIM, CLUSTERED>;
-  softmax_state st;
+//! Loads chunk k of slot group `group` of the row of block `block` (the block's index in its
+//! sequence: block 0 has no previous block), channels col0 .. col0 + L::vec - 1: the scores
+//! z = gate + bias (FP32 add) and the values v of its L::chunk slots. Tokens come from `tokens`
+//! (see prefill_tokens) by their position in the sequence.
+template <class L, int M, int HEAD_DIM, class TOKENS, class BiasT>
+__device__ __forceinline__ void compress_load_chunk(const TOKENS& tokens, const BiasT* position_bias, std::int64_t block,
+                                                    int col0, int group, int k, float (&z)[L::chunk][L::vec],
+                                                    float (&v)[L::chunk][L::vec]) {
+  constexpr int N = L::vec;
 #pragma unroll
-  for (int k = 0; k < L::slots_per_group / L::chunk; ++k) {
-    float z[L::chunk][vec_elems], v[L::chunk][vec_elems];  // scores and values of this chunk
+  for (int j = 0; j < L::chunk; ++j) {
+    const int slot = group * L::slots_per_group + k * L::chunk + j;
+    // CSA: slots < M come from the previous block's first-half channels, slots >= M from the
+    // current block's second half. HCA: slot u is token u of the current block.
+    const bool previous = L::overlap && slot < M;
+    const int u = (L::overlap && slot >= M) ? slot - M : slot;  // bias row
+    const int col = ((L::overlap && !previous) ? HEAD_DIM : 0) + col0;
+    vecf<N> zz, vv;
+    if (previous && block == 0) {  // absent slot: weight exactly 0
+#pragma unroll
+      for (int c = 0; c < N; ++c) {
+        component(zz, c) = bits_to_float(0xFF800000u);
+        component(vv, c) = 0.0f;
+      }
+    } else {
+      tokens.template load<N>((previous ? block - 1 : block) * M + u, col, vv, zz);
+      if (position_bias != nullptr) {
+        vecf<N> b = loadn_cached<N>(position_bias + u * L::width + col);
+#pragma unroll
+        for (int c = 0; c < N; ++c) component(zz, c) = component(zz, c) + component(b, c);
+      }
+    }
+#pragma unroll
+    for (int c = 0; c < N; ++c) {
+      z[j][c] = component(zz, c);
+      v[j][c] = component(vv, c);
+    }
+  }
+}
+
+//! Folds one chunk (scores z, values v) into the online softmax state st; `first`: st is empty.
+template <class L>
+__device__ __forceinline__ void compress_fold_chunk(softmax_state<L::vec>& st, const float (&z)[L::chunk][L::vec],
+                                                    const float (&v)[L::chunk][L::vec], bool first) {
+#pragma unroll
+  for (int c = 0; c < L::vec; ++c) {
+    float chunk_max = z[0][c];
+#pragma unroll
+    for (int j = 1; j < L::chunk; ++j) chunk_max = fmaxf(chunk_max, z[j][c]);
+    if (first) {
+      st.m[c] = chunk_max;
+      st.s[c] = 0.0f;
+      st.a[c] = 0.0f;
+    } else {  // rescale what was summed under the old max
+      const float m_new = fmaxf(st.m[c], chunk_max);
+      const float f = expf(st.m[c] - m_new);
+      st.s[c] = __fmul_rn(st.s[c], f);
+      st.a[c] = __fmul_rn(st.a[c], f);
+      st.m[c] = m_new;
+    }
 #pragma unroll
     for (int j = 0; j < L::chunk; ++j) {
-      const int slot = group * L::slots_per_group + k * L::chunk + j;
-      // CSA: slots < M come from the previous block's first-half channels, slots >= M from the
-      // current block's second half. HCA: slot u is token u of the current block.
-      const bool previous = L::overlap && slot < M;
-      const int u = (L::overlap && slot >= M) ? slot - M : slot;  // bias row
-      const int col = ((L::overlap && !previous) ? HEAD_DIM : 0) + vec_elems * quad;
-      float4 zz, vv;
-      if (previous && block == 0) {  // absent slot: weight exactly 0
-        const float ninf = bits_to_float(0xFF800000u);
-        zz = make_float4(ninf, ninf, ninf, ninf);
-        vv = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      } else {
-        tokens.load((previous ? block - 1 : block) * M + u, col, vv, zz);
-        if (position_bias != nullptr) {
-          const float4 b = load4_cached(position_bias + u * L::width + col);
-          zz = make_float4(zz.x + b.x, zz.y + b.y, zz.z + b.z, zz.w + b.w);
-        }
-      }
-#pragma unroll
-      for (int c = 0; c < vec_elems; ++c) {
-        z[j][c] = component(zz, c);
-        v[j][c] = component(vv, c);
-      }
+      const float w = expf(z[j][c] - st.m[c]);
+      st.s[c] = __fadd_rn(st.s[c], w);
+      st.a[c] = __fmaf_rn(w, v[j][c], st.a[c]);
     }
+  }
+}
+
+//! Runs the softmax over the slots of slot group `group` (channels col .. col + L::vec - 1) of
+//! the row of block `block`, chunk by chunk in slot order. With 2 channels per thread the next
+//! chunk's tokens are loaded before the current chunk is folded (two chunks of loads in flight
+//! fit the registers); the arithmetic is the same either way.
+template <int M, int HEAD_DIM, bool CLUSTERED, class TOKENS, class BiasT>
+__device__ __forceinline__ softmax_state<compress_layout<M, HEAD_DIM, CLUSTERED>::vec> compress_accumulate(
+    const TOKENS& tokens, const BiasT* position_bias, std::int64_t block, int col, int group) {
+  using L = compress_layout<M, HEAD_DIM, CLUSTERED>;
+  constexpr int CHUNKS = L::slots_per_group / L::chunk;
+  constexpr bool AHEAD = L::vec < vec_elems && CHUNKS > 1;  // load chunk k + 1 before folding chunk k
+  softmax_state<L::vec> st;
+  float z[AHEAD ? 2 : 1][L::chunk][L::vec], v[AHEAD ? 2 : 1][L::chunk][L::vec];  // scores and values
+  if constexpr (AHEAD) compress_load_chunk<L, M, HEAD_DIM>(tokens, position_bias, block, col, group, 0, z[0], v[0]);
 #pragma unroll
-    for (int c = 0; c < vec_elems; ++c) {
-      float chunk_max = z[0][c];
-#pragma unroll
-      for (int j = 1; j < L::chunk; ++j) chunk_max = fmaxf(chunk_max, z[j][c]);
-      if (k == 0) {
-        st.m[c] = chunk_max;
-        st.s[c] = 0.0f;
-        st.a[c] = 0.0f;
-      } else {  // rescale what was summed under the old max
-        const float m_new = fmaxf(st.m[c], chunk_max);
-        const float f = expf(st.m[c] - m_new);
-        st.s[c] = __fmul_rn(st.s[c], f);
-        st.a[c] = __fmul_rn(st.a[c], f);
-        st.m[c] = m_new;
+  for (int k = 0; k < CHUNKS; ++k) {
+    const int b = AHEAD ? k % 2 : 0;  // the buffer of chunk k
+    if constexpr (AHEAD) {
+      if (k + 1 < CHUNKS) {
+        compress_load_chunk<L, M, HEAD_DIM>(tokens, position_bias, block, col, group, k + 1, z[1 - b], v[1 - b]);
       }
-#pragma unroll
-      for (int j = 0; j < L::chunk; ++j) {
-        const float w = expf(z[j][c] - st.m[c]);
-        st.s[c] = __fadd_rn(st.s[c], w);
-        st.a[c] = __fmaf_rn(w, v[j][c], st.a[c]);
-      }
+    } else {
+      compress_load_chunk<L, M, HEAD_DIM>(tokens, position_bias, block, col, group, k, z[0], v[0]);
     }
+    compress_fold_chunk<L>(st, z[b], v[b], k == 0);
   }
   return st;
 }
@@ -324,8 +377,8 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
   // A CTA may write another CTA's shared memory only once that CTA runs: every CTA arrives on the
   // cluster barrier now and waits on it before its remote stores, so the wait overlaps the loads.
   if constexpr (L::cluster > 1) cluster_arrive_relaxed();
-  softmax_state st{};  // of the first pass's slot group, t.group
-  if (has_row) st = compress_accumulate<M, HEAD_DIM, CLUSTERED>(tokens, p.position_bias, block, quad, t.group);
+  softmax_state<L::vec> st{};  // of the first pass's slot group, t.group
+  if (has_row) st = compress_accumulate<M, HEAD_DIM, CLUSTERED>(tokens, p.position_bias, block, t.col, t.group);
 
   // The epilogue's small operands (norm weight, RoPE entries), loaded now: their latency overlaps
   // the slot-group merge and the row sum's barrier instead of adding a round trip per stage.
@@ -338,6 +391,7 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
 
   float4 y = make_float4(0.0f, 0.0f, 0.0f, 0.0f);  // this thread's 4 output channels
   if constexpr (L::slot_groups == 1) {
+    static_assert(L::vec == vec_elems, "one slot group: the summing thread finishes its 4 channels");
     if (has_row) y = make_float4(st.a[0] / st.s[0], st.a[1] / st.s[1], st.a[2] / st.s[2], st.a[3] / st.s[3]);
   } else {
     // Merge the slot groups: rescale each group's sums to the common max, add in group order.
@@ -351,17 +405,25 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
       part = cooperative_groups::this_cluster().map_shared_rank(&smem.part, 0);
 #endif
     }
-    const auto store_partials = [&](int g) {  // slot group g's (max, sum, weighted sum) from st
-      part->m[local_row][g][quad] = make_float4(st.m[0], st.m[1], st.m[2], st.m[3]);
-      part->s[local_row][g][quad] = make_float4(st.s[0], st.s[1], st.s[2], st.s[3]);
-      part->a[local_row][g][quad] = make_float4(st.a[0], st.a[1], st.a[2], st.a[3]);
+    const auto store_partials = [&](int g) {  // slot group g's (max, sum, weighted sum) of this thread's channels
+      using V = vecf<L::vec>;
+      V m, sum, a;
+#pragma unroll
+      for (int c = 0; c < L::vec; ++c) {
+        component(m, c) = st.m[c];
+        component(sum, c) = st.s[c];
+        component(a, c) = st.a[c];
+      }
+      reinterpret_cast<V*>(&part->m[local_row][g][0])[t.col / L::vec] = m;
+      reinterpret_cast<V*>(&part->s[local_row][g][0])[t.col / L::vec] = sum;
+      reinterpret_cast<V*>(&part->a[local_row][g][0])[t.col / L::vec] = a;
     };
     store_partials(t.group);
     // The later passes' slot groups (unclustered HCA), each stored as soon as it is summed.
 #pragma unroll 1
     for (int pass = 1; pass < L::passes; ++pass) {
       const int g = pass_group<L>(t.group, pass);
-      if (has_row) st = compress_accumulate<M, HEAD_DIM, CLUSTERED>(tokens, p.position_bias, block, quad, g);
+      if (has_row) st = compress_accumulate<M, HEAD_DIM, CLUSTERED>(tokens, p.position_bias, block, t.col, g);
       store_partials(g);
     }
     if constexpr (L::cluster > 1) {
