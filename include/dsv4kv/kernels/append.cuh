@@ -456,8 +456,10 @@ __device__ __forceinline__ void append_cta(const append_kernel_params<InT, BiasT
   // Everything after the metadata is loaded in one round trip (a decode step is a chain of
   // dependent round trips): the state header is looked at only after the rows, whose ring reads
   // are speculative until then (a row that needs a state that does not continue at p is
-  // computed, not written), and the first new tokens the state keeps are loaded now, stored after
-  // the rows.
+  // computed, not written), and in batches (PRELOAD) the first new tokens the state keeps are
+  // loaded now, stored after the rows. A single segment (a prefill chunk) only hints them into L2:
+  // its stateful CTA runs at the prefill's register cap, where 8 more live registers spill.
+  constexpr bool PRELOAD = V == append_variant::batch;
   std::int64_t header_next = 0;  // the state's header
   std::uint32_t header_tag = 0;
   std::int64_t copy_from = 0, copy_count = 0;  // first new token the state keeps; quads to copy
@@ -468,13 +470,13 @@ __device__ __forceinline__ void append_cta(const append_kernel_params<InT, BiasT
     header_tag = h->tag;
     copy_from = max_i64(append_state_first_kept(M, end), w.position);
     copy_count = (end - copy_from) * quads;
-    if (copier < copy_count) {
+    if (PRELOAD && copier < copy_count) {
       p.input.load(w.tok0 + (copy_from + copier / quads - w.position), static_cast<int>(copier % quads) * vec_elems,
                    copy_v, copy_z);
     }
     // L2 hint for the copy's next batches (a chunk's tail): they then hit L2 after the rows.
-    const std::int64_t hinted = min_i64(copy_count, (1 + state_copy_batch) * COPIERS);
-    for (std::int64_t i = COPIERS + copier; i < hinted; i += COPIERS) {
+    const std::int64_t hinted = min_i64(copy_count, ((PRELOAD ? 1 : 0) + state_copy_batch) * COPIERS);
+    for (std::int64_t i = (PRELOAD ? COPIERS : 0) + copier; i < hinted; i += COPIERS) {
       p.input.prefetch(w.tok0 + (copy_from + i / quads - w.position), static_cast<int>(i % quads) * vec_elems);
     }
   }
@@ -552,11 +554,11 @@ __device__ __forceinline__ void append_cta(const append_kernel_params<InT, BiasT
       store4(kv_out + r, v);
       store4(gate_out + r, z);
     };
-    if (copier < copy_count) store_quad(copier, copy_v, copy_z);  // loaded before the rows
+    if (PRELOAD && copier < copy_count) store_quad(copier, copy_v, copy_z);  // loaded before the rows
     // The rest (a chunk's tail; HCA keeps up to 127 tokens): BATCH loads in flight per thread
     // before their stores (8 round trips instead of 32 for HCA's longest copy).
     constexpr int BATCH = state_copy_batch;
-    for (std::int64_t base = COPIERS + copier; base < copy_count; base += BATCH * COPIERS) {
+    for (std::int64_t base = (PRELOAD ? COPIERS : 0) + copier; base < copy_count; base += BATCH * COPIERS) {
       float4 v[BATCH], z[BATCH];  // kv / gate channels of quad base + b*COPIERS
 #pragma unroll
       for (int b = 0; b < BATCH; ++b) {
