@@ -3,8 +3,8 @@
 //! Vector loads and stores of 4 (or 2) consecutive elements as float4 (float2), FP32 or BF16
 //! storage, and prefetch hints.
 //!
-//! FP32: one 16-byte access (pointer 16-byte aligned). BF16: one 8-byte access (8-byte aligned),
-//! widened exactly to FP32. "stream" loads are for data read once (cache-streaming hint); "cached"
+//! FP32: one 16-byte (8-byte) access, aligned to its size. BF16: one 8-byte (4-byte) access,
+//! aligned to its size, widened exactly to FP32. "stream" loads are for data read once (cache-streaming hint); "cached"
 //! loads are for small tensors every CTA reads (bias, norm weight, RoPE table).
 
 #include <cuda_bf16.h>
@@ -22,80 +22,70 @@ inline constexpr int vec_elems = 4;
 template <class T>
 inline constexpr int vec4_bytes = vec_elems * static_cast<int>(sizeof(T));
 
-__device__ __forceinline__ float4 bf16x4_to_float4(uint2 u) {
-  return make_float4(bf16_decode(static_cast<std::uint16_t>(u.x & 0xFFFFu)), bf16_decode(static_cast<std::uint16_t>(u.x >> 16)),
-                     bf16_decode(static_cast<std::uint16_t>(u.y & 0xFFFFu)), bf16_decode(static_cast<std::uint16_t>(u.y >> 16)));
-}
-
-//! 4 elements at p (read once), as float4.
-__device__ __forceinline__ float4 load4_stream(const float* p) { return __ldcs(reinterpret_cast<const float4*>(p)); }
-__device__ __forceinline__ float4 load4_stream(const __nv_bfloat16* p) {
-  return bf16x4_to_float4(__ldcs(reinterpret_cast<const uint2*>(p)));
-}
-
-//! 4 elements at p (read by many threads), as float4.
-__device__ __forceinline__ float4 load4_cached(const float* p) { return __ldg(reinterpret_cast<const float4*>(p)); }
-__device__ __forceinline__ float4 load4_cached(const __nv_bfloat16* p) {
-  return bf16x4_to_float4(__ldg(reinterpret_cast<const uint2*>(p)));
-}
-
-//! 4 FP32 elements from / to p (16-byte aligned), ordinary coherent accesses (in-place stages).
-__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
-__device__ __forceinline__ void store4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
-
-//! 2 consecutive elements as float2: the narrower access of rows whose threads hold 2 channels
-//! (8 bytes FP32, 4 bytes BF16; aligned to that size).
-__device__ __forceinline__ float2 bf16x2_to_float2(unsigned u) {
-  return make_float2(bf16_decode(static_cast<std::uint16_t>(u & 0xFFFFu)), bf16_decode(static_cast<std::uint16_t>(u >> 16)));
-}
-__device__ __forceinline__ float2 load2_stream(const float* p) { return __ldcs(reinterpret_cast<const float2*>(p)); }
-__device__ __forceinline__ float2 load2_stream(const __nv_bfloat16* p) {
-  return bf16x2_to_float2(__ldcs(reinterpret_cast<const unsigned*>(p)));
-}
-__device__ __forceinline__ float2 load2_cached(const float* p) { return __ldg(reinterpret_cast<const float2*>(p)); }
-__device__ __forceinline__ float2 load2_cached(const __nv_bfloat16* p) {
-  return bf16x2_to_float2(__ldg(reinterpret_cast<const unsigned*>(p)));
-}
-__device__ __forceinline__ float2 load2(const float* p) { return *reinterpret_cast<const float2*>(p); }
-
-//! N (4 or 2) elements as one vector: vecf<4> is float4, vecf<2> float2; loadn_* pick the access.
+//! N (4 or 2) consecutive elements as one vector: vecf<4> is float4, vecf<2> float2; their BF16
+//! storage as bf16_bits<N> (uint2, unsigned), widened exactly by widen_bf16.
 template <int N>
 struct vec_type;
 template <>
 struct vec_type<4> {
   using type = float4;
+  using bf16_bits = uint2;
 };
 template <>
 struct vec_type<2> {
   using type = float2;
+  using bf16_bits = unsigned;
 };
 template <int N>
 using vecf = typename vec_type<N>::type;
+template <int N>
+using bf16_bits = typename vec_type<N>::bf16_bits;
 
-template <int N, class T>
-__device__ __forceinline__ vecf<N> loadn_stream(const T* p) {
-  if constexpr (N == 4) {
-    return load4_stream(p);
-  } else {
-    return load2_stream(p);
-  }
+__device__ __forceinline__ float2 widen_bf16(unsigned u) {
+  return make_float2(bf16_decode(static_cast<std::uint16_t>(u & 0xFFFFu)), bf16_decode(static_cast<std::uint16_t>(u >> 16)));
 }
-template <int N, class T>
-__device__ __forceinline__ vecf<N> loadn_cached(const T* p) {
-  if constexpr (N == 4) {
-    return load4_cached(p);
-  } else {
-    return load2_cached(p);
-  }
+__device__ __forceinline__ float4 widen_bf16(uint2 u) {
+  const float2 lo = widen_bf16(u.x), hi = widen_bf16(u.y);
+  return make_float4(lo.x, lo.y, hi.x, hi.y);
+}
+
+//! N elements at p (read once), as vecf<N>: one 16- / 8-byte access for FP32, 8- / 4-byte for BF16.
+template <int N>
+__device__ __forceinline__ vecf<N> loadn_stream(const float* p) {
+  return __ldcs(reinterpret_cast<const vecf<N>*>(p));
 }
 template <int N>
-__device__ __forceinline__ vecf<N> loadn(const float* p) {
-  if constexpr (N == 4) {
-    return load4(p);
-  } else {
-    return load2(p);
-  }
+__device__ __forceinline__ vecf<N> loadn_stream(const __nv_bfloat16* p) {
+  return widen_bf16(__ldcs(reinterpret_cast<const bf16_bits<N>*>(p)));
 }
+
+//! N elements at p (read by many threads), as vecf<N>.
+template <int N>
+__device__ __forceinline__ vecf<N> loadn_cached(const float* p) {
+  return __ldg(reinterpret_cast<const vecf<N>*>(p));
+}
+template <int N>
+__device__ __forceinline__ vecf<N> loadn_cached(const __nv_bfloat16* p) {
+  return widen_bf16(__ldg(reinterpret_cast<const bf16_bits<N>*>(p)));
+}
+
+//! N FP32 elements from p (aligned to the vector), an ordinary coherent access (in-place stages).
+template <int N>
+__device__ __forceinline__ vecf<N> loadn(const float* p) {
+  return *reinterpret_cast<const vecf<N>*>(p);
+}
+
+//! The 4-element accesses most kernels use.
+template <class T>
+__device__ __forceinline__ float4 load4_stream(const T* p) {
+  return loadn_stream<4>(p);
+}
+template <class T>
+__device__ __forceinline__ float4 load4_cached(const T* p) {
+  return loadn_cached<4>(p);
+}
+__device__ __forceinline__ float4 load4(const float* p) { return loadn<4>(p); }
+__device__ __forceinline__ void store4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
 
 //! Hints the line holding *p into L1 / L2 (no value, never faults: a load later finds it closer).
 __device__ __forceinline__ void prefetch_l1(const void* p) {
