@@ -73,14 +73,14 @@ append_kernel_params<device_element_t<IN>, device_element_t<BIAS>, WRITER> prefi
   return k;
 }
 
-// The fused prefill's launch: ceil(n / rows_per_cta) CTAs.
+// The fused prefill's launch: prefill_units of its layout.
 template <class IN, class BIAS, class WRITER>
 status launch_fused_prefill(const compress_params<IN, BIAS>& p, std::int64_t rows, std::int64_t d, const WRITER& out,
                             cudaStream_t stream) {
   if (rows == 0) return status::ok;
   return launch_append_kernel<append_variant::prefill>(
       p.ratio, d, prefill_kernel_params(p, out),
-      [&](auto l) { return (rows + decltype(l)::rows_per_cta - 1) / decltype(l)::rows_per_cta; }, false, stream);
+      [&](auto l) { return prefill_units<decltype(l)>(rows); }, false, stream);
 }
 
 // --- append ---------------------------------------------------------------------------------------------

@@ -48,13 +48,20 @@ status dispatch_compress_shape(int ratio, std::int64_t d, F&& f) {
 // Largest 1-D grid (CTAs).
 inline constexpr std::int64_t max_grid_ctas = 0x7FFFFFFF;
 
-// True when a prefill of `rows` rows (compress_kernel, the fused prefill: ceil(rows / rows_per_cta)
-// units of the (ratio, d) layout, clusters for HCA) fits a 1-D grid. The shape must be supported.
+// Units (CTAs, or HCA clusters) of a prefill of `rows` rows in layout L (compress_kernel, the
+// fused prefill): ceil(rows / rows_per_cta).
+template <class L>
+constexpr std::int64_t prefill_units(std::int64_t rows) {
+  return (rows + L::rows_per_cta - 1) / L::rows_per_cta;
+}
+
+// True when a prefill of `rows` rows (prefill_units of the (ratio, d) layout) fits a 1-D grid.
+// The shape must be supported.
 inline bool prefill_grid_fits(int ratio, std::int64_t d, std::int64_t rows) {
   bool fits = false;
   (void)dispatch_compress_shape(ratio, d, [&](auto m, auto dd) {
     using L = compress_layout<decltype(m)::value, decltype(dd)::value>;
-    fits = (rows + L::rows_per_cta - 1) / L::rows_per_cta <= max_grid_ctas / L::cluster;
+    fits = prefill_units<L>(rows) <= max_grid_ctas / L::cluster;
     return status::ok;
   });
   return fits;
