@@ -202,22 +202,21 @@ void bench_decode(const model& m, rope_table_view rope, int batch, std::vector<r
     DSV4KV_BENCH_CUDA(cudaGraphInstantiate(&graphs[k], g, 0));
     DSV4KV_BENCH_CUDA(cudaGraphDestroy(g));
   }
-  // Verify: per-call and graph runs give the same bytes, no error raised.
-  out.clear();
-  restore();
-  for (int k = 0; k < steps; ++k) DSV4KV_BENCH_OK(run_append(m, params_of_step(k), out, stream));
-  DSV4KV_BENCH_CUDA(cudaStreamSynchronize(stream));
-  const std::vector<std::uint8_t> by_call = out.download();
-  out.clear();
-  restore();
-  for (int k = 0; k < steps; ++k) DSV4KV_BENCH_CUDA(cudaGraphLaunch(graphs[k], stream));
-  DSV4KV_BENCH_CUDA(cudaStreamSynchronize(stream));
-  if (out.download() != by_call) fail(std::string(c.name) + " decode: graph replays differ from calls");
-  out.clear();
-  restore();
-  for (int k = 0; k < steps; ++k) DSV4KV_BENCH_OK(run_append(m, params_of_step(k, true), out, stream));
-  DSV4KV_BENCH_CUDA(cudaStreamSynchronize(stream));
-  if (out.download() != by_call) fail(std::string(c.name) + " decode: PDL calls differ from calls");
+  // The three ways a step runs: a direct call, a direct call with PDL, a graph replay.
+  const auto call_step = [&](int k) { DSV4KV_BENCH_OK(run_append(m, params_of_step(k), out, stream)); };
+  const auto pdl_step = [&](int k) { DSV4KV_BENCH_OK(run_append(m, params_of_step(k, true), out, stream)); };
+  const auto graph_step = [&](int k) { DSV4KV_BENCH_CUDA(cudaGraphLaunch(graphs[k], stream)); };
+  // Verify: the three give the same bytes from the same states, no error raised.
+  const auto bytes_after = [&](auto&& step) {
+    out.clear();
+    restore();
+    for (int k = 0; k < steps; ++k) step(k);
+    DSV4KV_BENCH_CUDA(cudaStreamSynchronize(stream));
+    return out.download();
+  };
+  const std::vector<std::uint8_t> by_call = bytes_after(call_step);
+  if (bytes_after(graph_step) != by_call) fail(std::string(c.name) + " decode: graph replays differ from calls");
+  if (bytes_after(pdl_step) != by_call) fail(std::string(c.name) + " decode: PDL calls differ from calls");
   if (read_flag(flags) != 0u) fail(std::string(c.name) + " decode: error flag raised");
   if (verify_only) {
     for (cudaGraphExec_t g : graphs) DSV4KV_BENCH_CUDA(cudaGraphExecDestroy(g));
@@ -247,23 +246,19 @@ void bench_decode(const model& m, rope_table_view rope, int batch, std::vector<r
   const double finishing_bytes = (csa ? 2.0 * c.ratio : c.ratio - 1.0) * channel_bytes + row_bytes;
   const double bytes = batch * token_bytes + (batch - rows_per_step) * token_bytes + rows_per_step * finishing_bytes;
   const std::string op = std::string("decode ") + c.name + " B=" + std::to_string(batch);
-  rows.push_back({op + " (per call)", time_steps([&](int k) { DSV4KV_BENCH_OK(run_append(m, params_of_step(k), out, stream)); }),
-                  bytes, 0, op, "call"});
+  rows.push_back({op + " (per call)", time_steps(call_step), bytes, 0, op, "call"});
   std::printf("%s: host submission %.2f us per call (validation + launch)\n", op.c_str(), host_us_per_call);
   {  // PDL: the host may block while launches wait on the GPU, so a host-bound figure is reported, not fatal.
     back_to_back_options pdl_timed = timed;
     bool host_bound = false;
     pdl_timed.host_bound_ok = true;
     pdl_timed.host_bound = &host_bound;
-    const timing t = time_back_to_back(
-        stream, [&](int k) { DSV4KV_BENCH_OK(run_append(m, params_of_step(k, true), out, stream)); }, steps, restore,
-        pdl_timed);
+    const timing t = time_back_to_back(stream, pdl_step, steps, restore, pdl_timed);
     std::printf("%s PDL: host submission %.2f us per call%s\n", op.c_str(), host_us_per_call,
                 host_bound ? " (host-bound: the host took about as long as the hold)" : "");
     rows.push_back({op + (host_bound ? " (per call, PDL, host-bound)" : " (per call, PDL)"), t, bytes, 0, op + " PDL", "call"});
   }
-  rows.push_back({op + " (per graph replay)", time_steps([&](int k) { DSV4KV_BENCH_CUDA(cudaGraphLaunch(graphs[k], stream)); }),
-                  bytes, 0, op, "graph"});
+  rows.push_back({op + " (per graph replay)", time_steps(graph_step), bytes, 0, op, "graph"});
   for (cudaGraphExec_t g : graphs) DSV4KV_BENCH_CUDA(cudaGraphExecDestroy(g));
   if (read_flag(flags) != 0u) fail(std::string(c.name) + " decode: error flag raised while timing");
 }
@@ -312,31 +307,26 @@ void bench_prefill(const model& m, rope_table_view rope, const l2_flusher& flush
     DSV4KV_BENCH_OK(run_append(m, p, out, stream));
   };
   const auto one_shot = [&] { call(chunks, false); };
-  const auto chunked = [&] {
-    for (std::int64_t k = 0; k < chunks; ++k) call(k, false);
-  };
-  const auto chunked_pdl = [&] {
-    for (std::int64_t k = 0; k < chunks; ++k) call(k, true);
+  const auto chunked = [&](bool pdl) {
+    for (std::int64_t k = 0; k < chunks; ++k) call(k, pdl);
   };
   out.clear();
   one_shot();
   DSV4KV_BENCH_CUDA(cudaStreamSynchronize(stream));
   const std::vector<std::uint8_t> want = out.download();
-  out.clear();
-  chunked();
-  DSV4KV_BENCH_CUDA(cudaStreamSynchronize(stream));
-  if (out.download() != want) fail(std::string(c.name) + " prefill: chunked bytes differ from one-shot");
-  out.clear();
-  chunked_pdl();
-  DSV4KV_BENCH_CUDA(cudaStreamSynchronize(stream));
-  if (out.download() != want) fail(std::string(c.name) + " prefill: chunked PDL bytes differ from one-shot");
+  for (const bool pdl : {false, true}) {
+    out.clear();
+    chunked(pdl);
+    DSV4KV_BENCH_CUDA(cudaStreamSynchronize(stream));
+    if (out.download() != want) fail(std::string(c.name) + " prefill: chunked bytes differ from one-shot" + (pdl ? " (PDL)" : ""));
+  }
   if (read_flag(flags) != 0u) fail(std::string(c.name) + " prefill: error flag raised");
   if (verify_only) return;
   const double bytes = 2.0 * tokens * w * 4.0 + static_cast<double>(out.codes.bytes() + out.scales.bytes() + out.global.bytes());
   const std::string op = std::string("prefill 32K ") + c.name;
   rows.push_back({op + " one-shot append", time_on_stream(stream, one_shot, flush), bytes, 0.85, op, "one-shot"});
-  rows.push_back({op + " 8 x 4K chunks", time_on_stream(stream, chunked, flush), bytes, 0, op, "chunked"});
-  rows.push_back({op + " 8 x 4K chunks, PDL", time_on_stream(stream, chunked_pdl, flush), bytes, 0, op, "chunked"});
+  rows.push_back({op + " 8 x 4K chunks", time_on_stream(stream, [&] { chunked(false); }, flush), bytes, 0, op, "chunked"});
+  rows.push_back({op + " 8 x 4K chunks, PDL", time_on_stream(stream, [&] { chunked(true); }, flush), bytes, 0, op, "chunked"});
 }
 
 }  // namespace
