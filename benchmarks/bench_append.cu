@@ -251,7 +251,6 @@ void bench_decode(const model& m, rope_table_view rope, int batch, std::vector<r
   {  // PDL: the host may block while launches wait on the GPU, so a host-bound figure is reported, not fatal.
     back_to_back_options pdl_timed = timed;
     bool host_bound = false;
-    pdl_timed.host_bound_ok = true;
     pdl_timed.host_bound = &host_bound;
     const timing t = time_back_to_back(stream, pdl_step, steps, restore, pdl_timed);
     std::printf("%s PDL: host submission %.2f us per call%s\n", op.c_str(), host_us_per_call,
