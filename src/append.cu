@@ -32,7 +32,7 @@ status launch_append_kernel(int ratio, std::int64_t d, const append_kernel_param
                             bool pdl, cudaStream_t stream) {
   return dispatch_compress_shape(ratio, d, [&](auto m, auto dd) {
     constexpr int M = decltype(m)::value, D = decltype(dd)::value;
-    using L = append_layout<M, D, V>;
+    using L = append_layout<M, D, V, InT>;
     return launch_compress_layout<L>(append_kernel<M, D, InT, BiasT, WRITER, V>, units(L{}), pdl, stream, k);
   });
 }
@@ -110,7 +110,12 @@ bool append_grid_fits(int ratio, std::int64_t d, std::int64_t n, std::int64_t b)
   bool fits = false;
   (void)dispatch_append_variant(ratio, n, b, [&](auto v) {
     return dispatch_compress_shape(ratio, d, [&](auto m, auto dd) {
+      // The grid does not depend on the input type (append_layout), so FP32's layout stands for both.
       using L = append_layout<decltype(m)::value, decltype(dd)::value, decltype(v)::value>;
+      using LB = append_layout<decltype(m)::value, decltype(dd)::value, decltype(v)::value, __nv_bfloat16>;
+      static_assert(L::rows_per_cta == LB::rows_per_cta && L::cluster == LB::cluster &&
+                        (decltype(v)::value != append_variant::batch || L::threads == LB::threads),
+                    "append grid units are the same for FP32 and BF16 inputs");
       fits = append_grid_units<decltype(v)::value, L>(n, b, decltype(m)::value) <= max_grid_ctas / L::cluster;
       return status::ok;
     });

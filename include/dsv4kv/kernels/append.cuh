@@ -146,10 +146,12 @@ constexpr append_variant append_variant_for(std::int64_t m, std::int64_t n, std:
   return b == 1 && n >= m ? append_variant::single : append_variant::batch;
 }
 
-//! Thread layout of append_kernel<M, HEAD_DIM, ..., V>: HCA rows spread over a cluster except for
-//! batches (compress_layout; both shapes compute the same bits).
-template <int M, int HEAD_DIM, append_variant V>
-using append_layout = compress_layout<M, HEAD_DIM, V != append_variant::batch>;
+//! Thread layout of append_kernel<M, HEAD_DIM, InT, ..., V>: HCA rows spread over a cluster except
+//! for batches (compress_layout; every shape computes the same bits). The input type sets only the
+//! channels per thread of clustered HCA rows: grid units, rows per unit and the batch layout do
+//! not depend on it.
+template <int M, int HEAD_DIM, append_variant V, class InT = float>
+using append_layout = compress_layout<M, HEAD_DIM, V != append_variant::batch, sizeof(InT)>;
 
 //! Resident CTAs per SM append_kernel<M, HEAD_DIM, ..., V> is compiled for (it caps the
 //! registers at 65536 / (threads * this)). Prefill and single: compress_kernel's (CSA: 24 warps
@@ -161,16 +163,16 @@ using append_layout = compress_layout<M, HEAD_DIM, V != append_variant::batch>;
 #ifndef DSV4KV_APPEND_SEGMENTS_CSA_WARPS
 #define DSV4KV_APPEND_SEGMENTS_CSA_WARPS 16
 #endif
-template <int M, int HEAD_DIM, append_variant V>
+template <int M, int HEAD_DIM, append_variant V, class InT>
 inline constexpr int append_min_ctas =
     compress_overlaps(M) && V == append_variant::batch
-        ? DSV4KV_APPEND_SEGMENTS_CSA_WARPS * 32 / append_layout<M, HEAD_DIM, V>::threads
-        : compress_min_ctas<append_layout<M, HEAD_DIM, V>>;
+        ? DSV4KV_APPEND_SEGMENTS_CSA_WARPS * 32 / append_layout<M, HEAD_DIM, V, InT>::threads
+        : compress_min_ctas<append_layout<M, HEAD_DIM, V, InT>>;
 
 //! Shared memory of append_kernel.
-template <int M, int HEAD_DIM, append_variant V>
+template <int M, int HEAD_DIM, append_variant V, class InT>
 struct append_storage {
-  using L = append_layout<M, HEAD_DIM, V>;
+  using L = append_layout<M, HEAD_DIM, V, InT>;
   compress_storage<M, HEAD_DIM, V != append_variant::batch> compress;
   typename row_group<HEAD_DIM, L::rows_per_cta>::sum_storage amax;
   struct {                                 // the segment scan (resolve_segment)
@@ -202,6 +204,7 @@ constexpr std::int64_t append_grid_units(std::int64_t n, std::int64_t b, std::in
 //! CTA reads no state): no per-token branch on the load path.
 template <int M, class InT, bool RING>
 struct segment_tokens {
+  static constexpr int element_bytes = prefill_tokens<InT>::element_bytes;  // of the new tokens (sets the layout)
   prefill_tokens<InT> input;
   std::int64_t tok0 = 0;            // global index of the segment's first token
   std::int64_t position = 0;        // its position in the sequence
@@ -441,8 +444,8 @@ namespace detail {
 template <int M, int HEAD_DIM, class InT, class BiasT, class WRITER, append_variant V, bool STATEFUL>
 __device__ __forceinline__ void append_cta(const append_kernel_params<InT, BiasT, WRITER>& p, const segment_work& w,
                                            std::uint8_t* state, const compress_thread& t, int rank,
-                                           append_storage<M, HEAD_DIM, V>& smem) {
-  using L = append_layout<M, HEAD_DIM, V>;
+                                           append_storage<M, HEAD_DIM, V, InT>& smem) {
+  using L = append_layout<M, HEAD_DIM, V, InT>;
   constexpr bool CLUSTERED = V != append_variant::batch;
   constexpr int ROWS = L::rows_per_cta;
   constexpr int THREADS = L::threads;
@@ -581,19 +584,19 @@ __device__ __forceinline__ void append_cta(const append_kernel_params<InT, BiasT
 
 }  // namespace detail
 
-//! The fused write path over segments. Grid: see the file comment; append_layout<M, HEAD_DIM, V>
+//! The fused write path over segments. Grid: see the file comment; append_layout<M, HEAD_DIM, V, InT>
 //! threads per CTA. WRITER: nvfp4_pool_writer or fp8_pool_writer. V: append_variant (prefill: one
 //! segment at position 0, no state; the metadata arguments are not read).
 template <int M, int HEAD_DIM, class InT, class BiasT, class WRITER, detail::append_variant V>
-__global__ void __launch_bounds__(detail::append_layout<M, HEAD_DIM, V>::threads,
-                                  detail::append_min_ctas<M, HEAD_DIM, V>)
+__global__ void __launch_bounds__(detail::append_layout<M, HEAD_DIM, V, InT>::threads,
+                                  detail::append_min_ctas<M, HEAD_DIM, V, InT>)
     append_kernel(const append_kernel_params<InT, BiasT, WRITER> p) {
-  using L = detail::append_layout<M, HEAD_DIM, V>;
+  using L = detail::append_layout<M, HEAD_DIM, V, InT>;
   constexpr bool SEGMENTS = V != detail::append_variant::prefill;
-  __shared__ detail::append_storage<M, HEAD_DIM, V> smem;
+  __shared__ detail::append_storage<M, HEAD_DIM, V, InT> smem;
   const int rank = detail::cluster_rank<L>();
   const detail::compress_thread t =
-      detail::compress_thread_of<M, HEAD_DIM, V != detail::append_variant::batch>(threadIdx.x, rank);
+      detail::compress_thread_of<M, HEAD_DIM, V != detail::append_variant::batch, sizeof(InT)>(threadIdx.x, rank);
 
   // Launched with PDL (append_params::pdl), the kernel starts while the previous kernel of the
   // stream still runs: the next one may launch now (it waits for this one in turn), and nothing

@@ -96,7 +96,7 @@ inline constexpr int compress_cta_threads =
 //! DSV4KV_CTA_THREADS_HCA_UNCLUSTERED threads, each running `passes` slot groups one after the
 //! other (the append kernel's batches, where a cluster launch costs more than it gains: decode
 //! steps run one CTA per sequence). The slot groups, and so the bits, are the same in both shapes.
-template <int M, int HEAD_DIM, bool CLUSTERED = true>
+template <int M, int HEAD_DIM, bool CLUSTERED = true, int IN_BYTES = 4>
 struct compress_layout {
   static constexpr bool overlap = compress_overlaps(M);
   static constexpr int width = static_cast<int>(compress_input_width(M, HEAD_DIM));  // c*d input columns
@@ -108,9 +108,12 @@ struct compress_layout {
   static constexpr int slots_per_group = slots / slot_groups;
   static constexpr int chunk = 8;                                                    // slots per softmax update
   // Channels per thread while a slot group is summed: 2 in clustered HCA rows whose groups have
-  // several chunks (twice the warps on the row's latency-bound chain, and the next chunk's loads
-  // fit in registers beside the current one's); 4 elsewhere. Per channel the same arithmetic.
-  static constexpr int vec = !overlap && CLUSTERED && slots_per_group > chunk ? DSV4KV_HCA_CLUSTERED_VEC : 4;
+  // several chunks, with FP32 projections (IN_BYTES: bytes of an input element; twice the warps on
+  // the row's latency-bound chain, and the next chunk's loads fit in registers beside the current
+  // one's); 4 elsewhere (with BF16 projections 2 channels would be 4-byte loads). Per channel the
+  // same arithmetic, so the same bits.
+  static constexpr int vec =
+      !overlap && CLUSTERED && slots_per_group > chunk && IN_BYTES == 4 ? DSV4KV_HCA_CLUSTERED_VEC : 4;
   static constexpr int group_threads = HEAD_DIM / vec;                               // threads summing one slot group
   static constexpr int threads =                                                     // per CTA
       overlap || CLUSTERED ? compress_cta_threads<M, HEAD_DIM> * (detail::vec_elems / vec)
@@ -152,6 +155,7 @@ struct compress_row_params {
 //! Token source of one prefill: token t is row t of kv / gate (read once: streaming loads).
 template <class InT>
 struct prefill_tokens {
+  static constexpr int element_bytes = static_cast<int>(sizeof(InT));
   const InT* kv = nullptr;      // [T, c*d], row stride kv_stride
   std::int64_t kv_stride = 0;   // elements, % 4 == 0
   const InT* gate = nullptr;    // [T, c*d], row stride gate_stride
@@ -245,10 +249,10 @@ __device__ __forceinline__ void cluster_wait() {
 #endif
 }
 
-//! The compress_thread of thread `tid` of a compress_layout<M, HEAD_DIM, CLUSTERED> CTA of cluster rank `rank`.
-template <int M, int HEAD_DIM, bool CLUSTERED = true>
+//! The compress_thread of thread `tid` of a compress_layout<M, HEAD_DIM, CLUSTERED, IN_BYTES> CTA of cluster rank `rank`.
+template <int M, int HEAD_DIM, bool CLUSTERED = true, int IN_BYTES = 4>
 __device__ __forceinline__ compress_thread compress_thread_of(int tid, int rank) {
-  using L = compress_layout<M, HEAD_DIM, CLUSTERED>;
+  using L = compress_layout<M, HEAD_DIM, CLUSTERED, IN_BYTES>;
   compress_thread t;
   t.quad = tid % L::channel_threads;
   t.col = L::vec * (tid % L::group_threads);
@@ -338,9 +342,9 @@ __device__ __forceinline__ void compress_fold_chunk(softmax_state<L::vec>& st, c
 //! chunk's tokens are loaded before the current chunk is folded (two chunks of loads in flight
 //! fit the registers); the arithmetic is the same either way.
 template <int M, int HEAD_DIM, bool CLUSTERED, class TOKENS, class BiasT>
-__device__ __forceinline__ softmax_state<compress_layout<M, HEAD_DIM, CLUSTERED>::vec> compress_accumulate(
-    const TOKENS& tokens, const BiasT* position_bias, std::int64_t block, int col, int group) {
-  using L = compress_layout<M, HEAD_DIM, CLUSTERED>;
+__device__ __forceinline__ softmax_state<compress_layout<M, HEAD_DIM, CLUSTERED, TOKENS::element_bytes>::vec>
+compress_accumulate(const TOKENS& tokens, const BiasT* position_bias, std::int64_t block, int col, int group) {
+  using L = compress_layout<M, HEAD_DIM, CLUSTERED, TOKENS::element_bytes>;
   constexpr int CHUNKS = L::slots_per_group / L::chunk;
   constexpr bool AHEAD = L::vec < vec_elems && CHUNKS > 1;  // load chunk k + 1 before folding chunk k
   softmax_state<L::vec> st;
@@ -370,7 +374,7 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
                                                std::int64_t block, std::int64_t rope_pos, bool has_row,
                                                const compress_thread& t,
                                                compress_storage<M, HEAD_DIM, CLUSTERED>& smem) {
-  using L = compress_layout<M, HEAD_DIM, CLUSTERED>;
+  using L = compress_layout<M, HEAD_DIM, CLUSTERED, TOKENS::element_bytes>;  // t was made for this layout
   constexpr int ROWS = L::rows_per_cta;
   const int quad = t.quad, local_row = t.local_row;
 
@@ -480,12 +484,13 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
 //! stages run when their argument is present (norm_weight, rope.rope_dim, hadamard), in the order
 //! of SPEC §2.
 template <int M, int HEAD_DIM, class InT, class BiasT>
-__global__ void __launch_bounds__(compress_layout<M, HEAD_DIM>::threads,
-                                  compress_min_ctas<compress_layout<M, HEAD_DIM>>)
+__global__ void __launch_bounds__(compress_layout<M, HEAD_DIM, true, sizeof(InT)>::threads,
+                                  compress_min_ctas<compress_layout<M, HEAD_DIM, true, sizeof(InT)>>)
     compress_kernel(const compress_kernel_params<InT, BiasT> p) {
-  using L = compress_layout<M, HEAD_DIM>;
+  using L = compress_layout<M, HEAD_DIM, true, sizeof(InT)>;
   __shared__ detail::compress_storage<M, HEAD_DIM> smem;
-  const detail::compress_thread t = detail::compress_thread_of<M, HEAD_DIM>(threadIdx.x, detail::cluster_rank<L>());
+  const detail::compress_thread t =
+      detail::compress_thread_of<M, HEAD_DIM, true, sizeof(InT)>(threadIdx.x, detail::cluster_rank<L>());
   const std::int64_t row = detail::cluster_index<L>() * L::rows_per_cta + t.local_row;
   const bool has_row = row < p.rows;  // uniform per row group
   const std::int64_t rope_pos =
