@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <limits>
 #include <utility>
 #include <vector>
 
@@ -46,17 +45,16 @@ status validate_append_metadata(const append_metadata& m, int ratio, std::int64_
   if (m.cu_seqlens == nullptr || m.positions == nullptr || (m.total_tokens > 0 && m.slot_mapping == nullptr)) {
     return finish(status::null_pointer);
   }
-  constexpr std::int64_t max_position = std::numeric_limits<std::int32_t>::max();
   std::vector<std::pair<std::int64_t, std::int64_t>> state_uses, pool_uses;  // (slot, segment), in order
   for (std::int64_t s = 0; s < m.segments; ++s) {
     const std::int64_t begin = m.cu_seqlens[s], end = m.cu_seqlens[s + 1];
-    if (begin < 0 || end < begin || end > m.total_tokens) {
+    if (!append_segment_bounds_ok(begin, end, m.total_tokens)) {
       raise(r, s, append_error_cu_seqlens);
       continue;
     }
     const std::int64_t length = end - begin, position = m.positions[s];
     if (length == 0) continue;  // an empty segment is ignored
-    if (position < 0 || position + length > max_position) {
+    if (!append_segment_position_ok(position, length)) {
       raise(r, s, append_error_position);
       continue;
     }

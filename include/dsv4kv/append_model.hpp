@@ -140,6 +140,18 @@ inline constexpr std::uint32_t append_error_pool_slot = 1u << 4;       //!< a ro
 inline constexpr std::uint32_t append_error_duplicate_state = 1u << 5; //!< two non-empty segments share a state slot (host only)
 inline constexpr std::uint32_t append_error_duplicate_pool = 1u << 6;  //!< two rows share a pool slot (host only)
 
+//! The two rules on one segment's own metadata that the kernel and validate_append_metadata share.
+//! Bounds begin = cu[s], end = cu[s+1]: in order within [0, total_tokens] (else
+//! append_error_cu_seqlens). Position of a non-empty segment of `length` tokens: non-negative,
+//! position + length <= 2^31 - 1 (else append_error_position).
+DSV4KV_HOST_DEVICE constexpr bool append_segment_bounds_ok(std::int64_t begin, std::int64_t end,
+                                                           std::int64_t total_tokens) {
+  return begin >= 0 && end >= begin && end <= total_tokens;
+}
+DSV4KV_HOST_DEVICE constexpr bool append_segment_position_ok(std::int64_t position, std::int64_t length) {
+  return position >= 0 && position + length <= 0x7FFFFFFFll;
+}
+
 //! Host copies of an append batch's metadata (the arrays the GPU call reads from device memory).
 struct append_metadata {
   std::int64_t segments = 0;                  // B

@@ -316,13 +316,13 @@ __device__ __forceinline__ segment_work scan_segments(const P& p, std::int64_t c
     units[j] = 0;
     if (j >= k || first + j >= p.segments) continue;
     const std::int64_t b = begin[j], e = end[j], q = position[j];
-    if (b < 0 || e < b || e > p.total_tokens) {
+    if (!append_segment_bounds_ok(b, e, p.total_tokens)) {
       errors |= append_error_cu_seqlens;
     } else if (e > b) {
-      if (q < 0 || q + (e - b) > 0x7FFFFFFFll) {
+      if (!append_segment_position_ok(q, e - b)) {
         errors |= append_error_position;
       } else {
-        const std::int64_t rows = (q + (e - b)) / M - q / M;
+        const std::int64_t rows = append_row_count(M, q, e - b);
         units[j] = rows > ROWS ? (rows + ROWS - 1) / ROWS : 1;
       }
     }
@@ -408,7 +408,7 @@ __device__ __forceinline__ segment_work resolve_segment(const P& p, SCAN& smem) 
   const std::int64_t begin = __ldg(p.cu_seqlens + s), end = __ldg(p.cu_seqlens + s + 1);
   const std::int64_t position = __ldg(p.positions + s);
   const std::int64_t state_slot = p.state_slots != nullptr ? __ldg(p.state_slots + s) : -1;
-  if (begin < 0 || end < begin || end > p.total_tokens) {  // bad bounds: the whole segment is skipped
+  if (!append_segment_bounds_ok(begin, end, p.total_tokens)) {  // the whole segment is skipped
     // Raised by the segment's first unit; the single variant's by unit 0 (without the extra unit,
     // a bad cu[0] may put the segment's first unit past the grid).
     const std::int64_t raiser = V == append_variant::single ? 0 : segment_cta_base<M, ROWS>(p.cu_seqlens, s);
@@ -424,7 +424,7 @@ __device__ __forceinline__ segment_work resolve_segment(const P& p, SCAN& smem) 
   w.tok0 = begin;
   w.length = end - begin;
   w.position = position;
-  if (w.position < 0 || w.position + w.length > 0x7FFFFFFFll) {
+  if (!append_segment_position_ok(w.position, w.length)) {
     if (threadIdx.x == 0 && w.cta == 0) raise_append_error(p.error_flags, append_error_position);
     return w;
   }
@@ -467,6 +467,8 @@ __device__ __forceinline__ void append_cta(const append_kernel_params<InT, BiasT
   std::uint32_t header_tag = 0;
   std::int64_t copy_from = 0, copy_count = 0;  // first new token the state keeps; quads to copy
   float4 copy_v = make_float4(0.0f, 0.0f, 0.0f, 0.0f), copy_z = copy_v;  // the copy's quad `copier`
+  const auto copy_token = [&](std::int64_t i) { return w.tok0 + (copy_from + i / quads - w.position); };  // input row of quad i
+  const auto copy_col = [](std::int64_t i) { return static_cast<int>(i % quads) * vec_elems; };            // its first channel
   if constexpr (STATEFUL) {
     const append_state_header* h = reinterpret_cast<const append_state_header*>(state);
     header_next = h->next_position;
@@ -474,13 +476,12 @@ __device__ __forceinline__ void append_cta(const append_kernel_params<InT, BiasT
     copy_from = max_i64(append_state_first_kept(M, end), w.position);
     copy_count = (end - copy_from) * quads;
     if (PRELOAD && copier < copy_count) {
-      p.input.load(w.tok0 + (copy_from + copier / quads - w.position), static_cast<int>(copier % quads) * vec_elems,
-                   copy_v, copy_z);
+      p.input.load(copy_token(copier), copy_col(copier), copy_v, copy_z);
     }
     // L2 hint for the copy's next batches (a chunk's tail): they then hit L2 after the rows.
     const std::int64_t hinted = min_i64(copy_count, ((PRELOAD ? 1 : 0) + state_copy_batch) * COPIERS);
     for (std::int64_t i = (PRELOAD ? COPIERS : 0) + copier; i < hinted; i += COPIERS) {
-      p.input.prefetch(w.tok0 + (copy_from + i / quads - w.position), static_cast<int>(i % quads) * vec_elems);
+      p.input.prefetch(copy_token(i), copy_col(i));
     }
   }
 
@@ -566,8 +567,8 @@ __device__ __forceinline__ void append_cta(const append_kernel_params<InT, BiasT
 #pragma unroll
       for (int b = 0; b < BATCH; ++b) {
         const std::int64_t i = base + b * COPIERS;
-        const int col = static_cast<int>(i % quads) * vec_elems;
-        if (i < copy_count) p.input.load(w.tok0 + (copy_from + i / quads - w.position), col, v[b], z[b]);
+        const int col = copy_col(i);
+        if (i < copy_count) p.input.load(copy_token(i), col, v[b], z[b]);
       }
 #pragma unroll
       for (int b = 0; b < BATCH; ++b) {
