@@ -2,11 +2,13 @@
 // Streaming append (issue 7) on the GPU, for CSA-512 NVFP4, HCA-512 NVFP4 and the CSA-128 indexer
 // (Hadamard, FP8), FP32 projections:
 //   1. decode steps: B = 1, 32, 256 sequences, one token each, positions aligned so that every 4th
-//      step finishes a CSA block for every sequence (HCA finishes a block every 128 steps); 64
-//      consecutive steps, each a separate append call (metadata of each step in device memory),
-//      timed per call (launches back to back) and per CUDA-graph replay (one graph per step,
-//      captured once), and per call with programmatic dependent launch (append_params::pdl).
-//      Target: <= 5 us per step at B = 256.
+//      step finishes a CSA block for every sequence; 128 consecutive steps (one HCA period: the
+//      64th finishes an HCA block for every sequence), each a separate append call (metadata of
+//      each step in device memory) declaring max_segment_tokens = 1 as a decode step does, timed
+//      per call (launches back to back), per call with programmatic dependent launch
+//      (append_params::pdl), per CUDA-graph replay (one graph per step, captured once), and per
+//      call with PDL without the declaration (the prefix-sum mapping). Target: <= 5 us per step
+//      at B = 256.
 //   2. prefill of 32K tokens: one-shot append vs 8 chunks of 4K (same bytes, checked), with the
 //      L2 flushed before each run; target: chunked within 10 % of one-shot. The chunks also with PDL.
 // Every timed configuration is verified first: per-call and graph runs give the same pool bytes
@@ -136,8 +138,9 @@ __global__ void empty_kernel() {}
 bool verify_only = false;  // --verify-only: run the verified launches, time nothing
 
 void bench_decode(const model& m, rope_table_view rope, int batch, std::vector<result_row>& rows, cudaStream_t stream) {
-  constexpr int steps = 64;
-  // p0 % 4 == 0: steps 4k+3 finish CSA blocks; p0 % 128 == 64: step 63 finishes HCA blocks.
+  constexpr int steps = 128;
+  // p0 % 4 == 0: steps 4k+3 finish CSA blocks; p0 % 128 == 64: step 63 finishes HCA blocks (the
+  // only one in the 128 steps: the average is over one HCA period).
   constexpr std::int64_t p0 = 960;
   const config& c = m.cfg;
   const std::int64_t w = m.width;
@@ -173,9 +176,10 @@ void bench_decode(const model& m, rope_table_view rope, int batch, std::vector<r
   device_array<std::uint32_t> flags(1);
   DSV4KV_BENCH_CUDA(cudaMemset(flags.get(), 0, 4));
 
-  const auto params_of_step = [&](int k, bool pdl = false) {
+  const auto params_of_step = [&](int k, bool pdl = false, bool declared = true) {
     append_params<float, float> p = base_params(m, rope);
     p.pdl = pdl;
+    p.max_segment_tokens = declared ? 1 : 0;  // a decode step: one token per sequence
     p.kv = {kv.get() + static_cast<std::int64_t>(k) * batch * w, batch, w, w};
     p.gate = {gate.get() + static_cast<std::int64_t>(k) * batch * w, batch, w, w};
     const std::int32_t* md = dmeta.get() + k * per_step;
@@ -202,11 +206,13 @@ void bench_decode(const model& m, rope_table_view rope, int batch, std::vector<r
     DSV4KV_BENCH_CUDA(cudaGraphInstantiate(&graphs[k], g, 0));
     DSV4KV_BENCH_CUDA(cudaGraphDestroy(g));
   }
-  // The three ways a step runs: a direct call, a direct call with PDL, a graph replay.
+  // The ways a step runs: a direct call, a direct call with PDL, a graph replay, a call with PDL
+  // that does not declare the segments' length.
   const auto call_step = [&](int k) { DSV4KV_BENCH_OK(run_append(m, params_of_step(k), out, stream)); };
   const auto pdl_step = [&](int k) { DSV4KV_BENCH_OK(run_append(m, params_of_step(k, true), out, stream)); };
   const auto graph_step = [&](int k) { DSV4KV_BENCH_CUDA(cudaGraphLaunch(graphs[k], stream)); };
-  // Verify: the three give the same bytes from the same states, no error raised.
+  const auto scan_step = [&](int k) { DSV4KV_BENCH_OK(run_append(m, params_of_step(k, true, false), out, stream)); };
+  // Verify: they give the same bytes from the same states, no error raised.
   const auto bytes_after = [&](auto&& step) {
     out.clear();
     restore();
@@ -217,6 +223,7 @@ void bench_decode(const model& m, rope_table_view rope, int batch, std::vector<r
   const std::vector<std::uint8_t> by_call = bytes_after(call_step);
   if (bytes_after(graph_step) != by_call) fail(std::string(c.name) + " decode: graph replays differ from calls");
   if (bytes_after(pdl_step) != by_call) fail(std::string(c.name) + " decode: PDL calls differ from calls");
+  if (bytes_after(scan_step) != by_call) fail(std::string(c.name) + " decode: undeclared calls differ from calls");
   if (read_flag(flags) != 0u) fail(std::string(c.name) + " decode: error flag raised");
   if (verify_only) {
     for (cudaGraphExec_t g : graphs) DSV4KV_BENCH_CUDA(cudaGraphExecDestroy(g));
@@ -248,16 +255,19 @@ void bench_decode(const model& m, rope_table_view rope, int batch, std::vector<r
   const std::string op = std::string("decode ") + c.name + " B=" + std::to_string(batch);
   rows.push_back({op + " (per call)", time_steps(call_step), bytes, 0, op, "call"});
   std::printf("%s: host submission %.2f us per call (validation + launch)\n", op.c_str(), host_us_per_call);
-  {  // PDL: the host may block while launches wait on the GPU, so a host-bound figure is reported, not fatal.
+  // PDL: the host may block while launches wait on the GPU, so a host-bound figure is reported, not fatal.
+  const auto time_pdl = [&](auto&& step, const std::string& label, const std::string& key) {
     back_to_back_options pdl_timed = timed;
     bool host_bound = false;
     pdl_timed.host_bound = &host_bound;
-    const timing t = time_back_to_back(stream, pdl_step, steps, restore, pdl_timed);
-    std::printf("%s PDL: host submission %.2f us per call%s\n", op.c_str(), host_us_per_call,
+    const timing t = time_back_to_back(stream, step, steps, restore, pdl_timed);
+    std::printf("%s %s: host submission %.2f us per call%s\n", op.c_str(), label.c_str(), host_us_per_call,
                 host_bound ? " (host-bound: the host took about as long as the hold)" : "");
-    rows.push_back({op + (host_bound ? " (per call, PDL, host-bound)" : " (per call, PDL)"), t, bytes, 0, op + " PDL", "call"});
-  }
+    rows.push_back({op + " (per call, " + label + (host_bound ? ", host-bound)" : ")"), t, bytes, 0, op + " " + key, "call"});
+  };
+  time_pdl(pdl_step, "PDL", "PDL");
   rows.push_back({op + " (per graph replay)", time_steps(graph_step), bytes, 0, op, "graph"});
+  time_pdl(scan_step, "PDL, length not declared", "PDL undeclared");
   for (cudaGraphExec_t g : graphs) DSV4KV_BENCH_CUDA(cudaGraphExecDestroy(g));
   if (read_flag(flags) != 0u) fail(std::string(c.name) + " decode: error flag raised while timing");
 }

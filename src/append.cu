@@ -104,9 +104,10 @@ std::array<byte_range, 10> append_inputs(const append_params<IN, BIAS>& p, std::
            {p.slot_mapping, i32(n)}}};
 }
 
-// True when the grid of an append launch over n tokens in 1 <= b <= 2^31 - 1 segments
-// (append_grid_units of the layout of the variant launch_append picks) fits a 1-D grid.
-bool append_grid_fits(int ratio, std::int64_t d, std::int64_t n, std::int64_t b) {
+// True when the grid of an append launch over n tokens in 1 <= b <= 2^31 - 1 segments of at most
+// max_tokens tokens (declared, 0: none; append_grid_units of the layout of the variant launch_append
+// picks) fits a 1-D grid.
+bool append_grid_fits(int ratio, std::int64_t d, std::int64_t n, std::int64_t b, std::int64_t max_tokens) {
   bool fits = false;
   (void)dispatch_append_variant(ratio, n, b, [&](auto v) {
     return dispatch_compress_shape(ratio, d, [&](auto m, auto dd) {
@@ -116,7 +117,7 @@ bool append_grid_fits(int ratio, std::int64_t d, std::int64_t n, std::int64_t b)
       static_assert(L::rows_per_cta == LB::rows_per_cta && L::cluster == LB::cluster &&
                         (decltype(v)::value != append_variant::batch || L::threads == LB::threads),
                     "append grid units are the same for FP32 and BF16 inputs");
-      fits = append_grid_units<decltype(v)::value, L>(n, b, decltype(m)::value) <= max_grid_ctas / L::cluster;
+      fits = append_grid_units<decltype(v)::value, L>(n, b, decltype(m)::value, max_tokens) <= max_grid_ctas / L::cluster;
       return status::ok;
     });
   });
@@ -129,9 +130,11 @@ template <class IN, class BIAS, class RANGES>
 status check_append(const append_params<IN, BIAS>& p, std::int64_t d, const RANGES& out_ranges) {
   DSV4KV_RETURN_IF_ERROR(check_compress_inputs(p, d));
   const std::int64_t n = p.kv.rows, b = p.segments;
-  if (b < 0 || p.state.slots < 0) return status::invalid_argument;
+  if (b < 0 || p.state.slots < 0 || p.max_segment_tokens < 0) return status::invalid_argument;
   if (n > int32_max) return status::invalid_argument;  // token indices are int32
-  if (b > int32_max || (b > 0 && !append_grid_fits(p.ratio, d, n, b))) return status::invalid_argument;  // the launch's grid
+  if (b > int32_max || (b > 0 && !append_grid_fits(p.ratio, d, n, b, p.max_segment_tokens))) {
+    return status::invalid_argument;  // the launch's grid
+  }
   if (b > 0) {
     if (p.cu_seqlens == nullptr || p.positions == nullptr || (n > 0 && p.slot_mapping == nullptr)) {
       return status::null_pointer;
@@ -175,6 +178,7 @@ append_kernel_params<device_element_t<IN>, device_element_t<BIAS>, WRITER> appen
   k.state = p.state.data;
   k.state_count = p.state.slots;
   k.error_flags = p.error_flags;
+  k.max_segment_tokens = p.max_segment_tokens;
   return k;
 }
 
@@ -186,8 +190,9 @@ status launch_append(const append_params<IN, BIAS>& p, std::int64_t d, const WRI
   const auto k = append_kernel_params_of(p, out);
   return dispatch_append_variant(p.ratio, n, b, [&](auto v) {
     return launch_append_kernel<decltype(v)::value>(
-        p.ratio, d, k, [&](auto l) { return append_grid_units<decltype(v)::value, decltype(l)>(n, b, m); }, p.pdl,
-        stream);
+        p.ratio, d, k,
+        [&](auto l) { return append_grid_units<decltype(v)::value, decltype(l)>(n, b, m, p.max_segment_tokens); },
+        p.pdl, stream);
   });
 }
 

@@ -38,7 +38,7 @@ status validate_append_metadata(const append_metadata& m, int ratio, std::int64_
     return st;
   };
   if (ratio != csa_ratio && ratio != hca_ratio) return finish(status::unsupported_shape);
-  if (m.segments < 0 || m.total_tokens < 0 || state_slot_count < 0 || pool_rows < 0) {
+  if (m.segments < 0 || m.total_tokens < 0 || state_slot_count < 0 || pool_rows < 0 || m.max_segment_tokens < 0) {
     return finish(status::invalid_argument);
   }
   if (m.segments == 0) return finish(status::ok);
@@ -54,6 +54,10 @@ status validate_append_metadata(const append_metadata& m, int ratio, std::int64_
     }
     const std::int64_t length = end - begin, position = m.positions[s];
     if (length == 0) continue;  // an empty segment is ignored
+    if (m.max_segment_tokens > 0 && length > m.max_segment_tokens) {
+      raise(r, s, append_error_segment_length);
+      continue;
+    }
     if (!append_segment_position_ok(position, length)) {
       raise(r, s, append_error_position);
       continue;

@@ -21,6 +21,15 @@
 //! launched with PDL). Worth it for back-to-back launches: decode steps of successive layers,
 //! chunks of a prefill. Captured into a graph, it becomes a programmatic edge.
 //!
+//! Declared segment length (append_params::max_segment_tokens). Without it, each CTA of a batch
+//! finds its segment by a prefix sum over the whole batch's metadata, which every CTA reads (at
+//! B = 256 that read took 1-1.5 us of a 3-4 us decode step on an H100). When the declared bound
+//! lets any segment's rows fit one CTA (append_max_segment_rows(m, max) <= the batch layout's rows
+//! per CTA: up to 5 tokens for CSA, 128 for HCA), CTA s works on segment s and reads only its own
+//! metadata; a larger bound is accepted and changes nothing. A segment longer than declared is not
+//! processed (no row written, its state unchanged) and raises append_error_segment_length. A
+//! capture bakes the value in.
+//!
 //! Metadata errors. What the host can check without a sync (pointers, sizes, alignment, aliasing,
 //! counts) returns a status and launches nothing. The metadata values live on the device, where
 //! the host cannot read them without a sync: the kernel checks them and raises append_error_*
@@ -77,6 +86,9 @@ struct append_params {
                                                 //   cleared by the call)
   bool pdl = false;                             // host value: launch with programmatic dependent
                                                 //   launch (sm_90+; see the file comment)
+  std::int64_t max_segment_tokens = 0;          // host value: no segment has more new tokens than
+                                                //   this (FlashAttention's max_seqlen_q; a decode
+                                                //   step: 1), or 0: not declared. See the file comment.
 };
 
 //! Main KV: appends the batch and writes every finished row as NVFP4 into `pool` [pool rows, d]

@@ -79,6 +79,12 @@ DSV4KV_HOST_DEVICE constexpr std::int64_t append_row_first_token(int ratio, std:
   return compress_overlaps(ratio) ? (block > 0 ? (block - 1) * ratio : 0) : block * ratio;
 }
 
+//! The most rows a segment of at most `max_tokens` new tokens emits, at any position: blocks
+//! ending inside it, floor((m - 1 + max_tokens) / m) (one for a decode token).
+DSV4KV_HOST_DEVICE constexpr std::int64_t append_max_segment_rows(int ratio, std::int64_t max_tokens) {
+  return (ratio - 1 + max_tokens) / ratio;
+}
+
 //! Rows a segment of `length` tokens at `position` emits: the blocks that end inside it.
 DSV4KV_HOST_DEVICE constexpr std::int64_t append_row_count(int ratio, std::int64_t position, std::int64_t length) {
   return (position + length) / ratio - position / ratio;
@@ -139,6 +145,7 @@ inline constexpr std::uint32_t append_error_state_mismatch = 1u << 3;  //!< the 
 inline constexpr std::uint32_t append_error_pool_slot = 1u << 4;       //!< a row's pool slot outside [-1, pool rows)
 inline constexpr std::uint32_t append_error_duplicate_state = 1u << 5; //!< two non-empty segments share a state slot (host only)
 inline constexpr std::uint32_t append_error_duplicate_pool = 1u << 6;  //!< two rows share a pool slot (host only)
+inline constexpr std::uint32_t append_error_segment_length = 1u << 7; //!< a segment longer than the declared max_segment_tokens
 
 //! The two rules on one segment's own metadata that the kernel and validate_append_metadata share.
 //! Bounds begin = cu[s], end = cu[s+1]: in order within [0, total_tokens] (else
@@ -160,6 +167,7 @@ struct append_metadata {
   const std::int32_t* positions = nullptr;    // [B]
   const std::int32_t* state_slots = nullptr;  // [B], or nullptr: no segment keeps a state
   const std::int32_t* slot_mapping = nullptr; // [total_tokens]
+  std::int64_t max_segment_tokens = 0;        // the call's append_params::max_segment_tokens (0: none declared)
 };
 
 //! What validate_append_metadata found: the first offending segment (-1 when none) and the OR of
@@ -170,7 +178,7 @@ struct append_metadata_report {
 };
 
 //! Checks host copies of an append batch's metadata against every rule the kernel checks on the
-//! device (cu_seqlens, positions, state slots, pool slots) plus those only the host can check
+//! device (cu_seqlens, positions, segment lengths, state slots, pool slots) plus those only the host can check
 //! (duplicate state slots among non-empty segments, duplicate pool slots among written rows):
 //! status::ok, or invalid_argument with `report` (optional) saying where and what. A state slot
 //! -1 is accepted only for a segment that needs no state (its rows read no token before its

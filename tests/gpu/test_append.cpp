@@ -278,9 +278,11 @@ struct device_flags {
   }
 };
 
-// Launches one batch on `stream` (with PDL when `pdl`), without synchronising.
+// Launches one batch on `stream` (with PDL when `pdl`, declaring max_tokens tokens per segment at
+// most when > 0), without synchronising.
 status launch_batch(const stream_model& m, rope_table_view table, const device_batch& b, const guarded_states& st,
-                    const pool_buffers& pool, std::uint32_t* flags, cudaStream_t stream, bool pdl) {
+                    const pool_buffers& pool, std::uint32_t* flags, cudaStream_t stream, bool pdl,
+                    std::int64_t max_tokens = 0) {
   return with_append_types(m.cfg, [&](auto in, auto bias) {
     using IN = decltype(in);
     using BIAS = decltype(bias);
@@ -301,14 +303,15 @@ status launch_batch(const stream_model& m, rope_table_view table, const device_b
     p.state = st.view();
     p.error_flags = flags;
     p.pdl = pdl;
+    p.max_segment_tokens = max_tokens;
     return m.cfg.nvfp4 ? append_nvfp4(p, pool.nvfp4_view(), stream) : append_fp8(p, m.cfg.mode, pool.fp8_view(), stream);
   });
 }
 
 // Runs one batch on the default stream and synchronises.
 status run_batch(const stream_model& m, rope_table_view table, const device_batch& b, const guarded_states& st,
-                 const pool_buffers& pool, std::uint32_t* flags = nullptr) {
-  const status s = launch_batch(m, table, b, st, pool, flags, nullptr, false);
+                 const pool_buffers& pool, std::uint32_t* flags = nullptr, std::int64_t max_tokens = 0) {
+  const status s = launch_batch(m, table, b, st, pool, flags, nullptr, false, max_tokens);
   REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
   return s;
 }
@@ -495,9 +498,15 @@ TEST_CASE("append: mixed batches equal one-shot bytes and the host reference of 
       }
       std::shuffle(batch.begin(), batch.end(), rng);
       const device_batch b(*cfg, batch);
-      const append_metadata hm = b.md.host(b.tokens);
+      // Every other step declares a bound on the segments' lengths (the longest, plus 0-2): where
+      // it fits every segment in one CTA (decode steps, short segments), CTA s takes segment s.
+      std::int64_t longest = 0;
+      for (const segment& g : batch) longest = std::max(longest, g.length);
+      const std::int64_t declared = step % 2 == 1 ? longest + step % 3 : 0;
+      append_metadata hm = b.md.host(b.tokens);
+      hm.max_segment_tokens = declared;
       REQUIRE(validate_append_metadata(hm, m, state_slots, pool_rows) == status::ok);
-      REQUIRE(run_batch(model, table.view, b, state, pool, flags) == status::ok);
+      REQUIRE(run_batch(model, table.view, b, state, pool, flags, declared) == status::ok);
       REQUIRE(ref::append(rp, make_tensor_view<const float>(b.host_kv.data(), b.tokens, compress_input_width(m, cfg->d)),
                           make_tensor_view<const float>(b.host_gate.data(), b.tokens, compress_input_width(m, cfg->d)),
                           hm, span<std::uint8_t>{ref_state.data(), static_cast<std::int64_t>(ref_state.size())},
@@ -584,6 +593,8 @@ TEST_CASE("append: a decode step captured in a CUDA graph, replayed with new met
       p.slot_mapping = meta.get() + 3 * batch + 1;
       p.state = state.view();
       p.error_flags = flags.get();
+      // Decode steps declare one token per segment (direct units), except CSA-512's (the prefix-sum mapping).
+      p.max_segment_tokens = cfg == &csa_main ? 0 : 1;
       return cfg->nvfp4 ? append_nvfp4(p, pool.nvfp4_view(), stream) : append_fp8(p, cfg->mode, pool.fp8_view(), stream);
     });
     REQUIRE(cudaStreamEndCapture(stream, &graph) == cudaSuccess);
@@ -725,6 +736,36 @@ TEST_CASE("append: device-side metadata errors raise their bits and write only w
     CHECK(flags_now() == append_error_cu_seqlens);
     expect_row(pool, a, 0, 0);
     expect_row(pool, a, 1, 1);
+    pool.check();
+  }
+  // A segment longer than the declared max_segment_tokens (decode steps declaring 1): it writes
+  // nothing and its state is left as it was; the other segments are written.
+  pool.reset();
+  {
+    sequence c(model, 4 * m, 903), e(model, 4 * m, 904);
+    map_in_order(c, 0);
+    map_in_order(e, c.rows());
+    one_shot(model, c, table.view);
+    one_shot(model, e, table.view);
+    guarded_states st2(cfg, 2);
+    const device_batch start(cfg, {{&c, 0, m - 1, 0}, {&e, 0, m - 1, 1}});
+    REQUIRE(run_batch(model, table.view, start, st2, pool, flags.get()) == status::ok);
+    CHECK(flags_now() == 0u);
+    const std::vector<std::uint8_t> before = st2.buf.checked();
+    // Each segment finishes block 0; segment 1 brings 2 tokens where 1 is declared.
+    const device_batch step(cfg, {{&c, m - 1, 1, 0}, {&e, m - 1, 2, 1}});
+    REQUIRE(run_batch(model, table.view, step, st2, pool, flags.get(), 1) == status::ok);
+    CHECK(flags_now() == append_error_segment_length);
+    expect_row(pool, c, 0, 0);
+    pool.check();  // e's row 0 not written
+    const std::vector<std::uint8_t> after = st2.buf.checked();
+    const std::size_t slot = static_cast<std::size_t>(st2.slot_bytes);
+    CHECK(std::equal(after.begin() + slot, after.begin() + 2 * slot, before.begin() + slot));  // e's state unchanged
+    CHECK(!std::equal(after.begin(), after.begin() + slot, before.begin()));                  // c's state moved on
+    // The same step without the declaration writes both.
+    REQUIRE(run_batch(model, table.view, step, st2, pool, flags.get()) == status::ok);
+    CHECK(flags_now() == append_error_state_mismatch);  // c's state already moved past m - 1
+    expect_row(pool, e, 0, c.rows());
     pool.check();
   }
   // reset_append_state: the header is zeroed, so a continuation is refused afterwards.

@@ -311,9 +311,32 @@ TEST_CASE("append model: validate_append_metadata rules and error bits", "[appen
   map[8] = 1;
   map[0] = 99;  // a token that ends no block: never read
   check(0, -1);
+  m.max_segment_tokens = 7;  // declared bound: the longest segment (7 tokens) fits
+  check(0, -1);
+  m.max_segment_tokens = 6;  // segment 2 is longer than declared (the empty segment 1 is not)
+  check(append_error_segment_length, 2);
+  m.max_segment_tokens = 4;  // so is segment 0: the first one is reported
+  check(append_error_segment_length, 0);
+  m.max_segment_tokens = -1;
+  CHECK(validate_append_metadata(m, 4, 3, 8, &r) == status::invalid_argument);
+  m.max_segment_tokens = 0;
   m.segments = 0;
   check(0, -1);
   CHECK(validate_append_metadata(m, 8, 3, 8, &r) == status::unsupported_shape);
+}
+
+TEST_CASE("append model: append_max_segment_rows bounds the rows of any segment of at most that many tokens",
+          "[append][ref]") {
+  for (const int m : {4, 128}) {
+    for (std::int64_t t = 1; t <= 3 * m; ++t) {
+      std::int64_t most = 0;
+      for (std::int64_t p = 0; p < 2 * m; ++p) {
+        for (std::int64_t l = 0; l <= t; ++l) most = std::max(most, append_row_count(m, p, l));
+      }
+      INFO("m = " << m << ", tokens = " << t);
+      CHECK(append_max_segment_rows(m, t) == most);  // exact: reached at some position
+    }
+  }
 }
 
 // The largest sum of floor(L / q) + 1 over at most b non-empty segments of total <= n tokens, by

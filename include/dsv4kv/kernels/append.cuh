@@ -31,7 +31,10 @@
 //!     the same grid (append_scan_units(N, 1, q) = floor(N / q) + 1 for N >= q); the single
 //!     variant's grid is append_single_units(N, q) = ceil(N / q) units, no extra unit;
 //!   - larger B: units [base(s), base(s+1)) with base(s) = floor(cu[s] / (M*ROWS)) + s, found by
-//!     a THREADS-ary search over base(); grid floor(N / (M*ROWS)) + B + 1 units.
+//!     a THREADS-ary search over base(); grid floor(N / (M*ROWS)) + B + 1 units;
+//!   - any B with a declared max_segment_tokens small enough that every segment's rows fit one
+//!     unit (append_direct_units; decode steps): unit s is segment s, grid B + 1 units. Each unit
+//!     reads only its own segment's metadata (the scan has every unit read the whole batch's).
 //! The last unit (batches) checks cu_seqlens as a whole. A prefill is the append_variant::prefill instantiation:
 //! one segment at position 0, no state, cu_seqlens / positions / state unread (compiled out,
 //! which frees the registers for more CSA warps per SM); its grid is ceil(rows / ROWS) units.
@@ -52,6 +55,8 @@
 //!     a segment whose own bounds are bad writes nothing; with a broken cu_seqlens which rows of
 //!     other segments are written is unspecified (never out of bounds);
 //!   - negative position, position + length > 2^31 - 1: the segment writes nothing;
+//!   - with direct units, a segment longer than max_segment_tokens: it writes nothing, its state
+//!     is left as it was (append_error_segment_length);
 //!   - state slot outside [-1, slots), or a state that does not continue at p (header), or -1
 //!     where a row needs the state: the rows that read the state are not written and the state is
 //!     left as it was; rows made only of new tokens are written;
@@ -127,6 +132,7 @@ struct append_kernel_params {
   std::int64_t state_count = 0;
   WRITER out;                                 // the pool
   std::uint32_t* error_flags = nullptr;       // [1] OR of append_error_* bits, or nullptr
+  std::int64_t max_segment_tokens = 0;        // declared bound on a segment's new tokens, 0: none
 };
 
 namespace detail {
@@ -187,12 +193,23 @@ struct append_storage {
 //! (M*ROWS)) + s (a grid of floor(N / (M*ROWS)) + B units).
 inline constexpr int append_scan_items = 4;
 
+//! True when a batch launch of layout L (ratio m) maps unit s to segment s: the caller declared
+//! at most max_segment_tokens new tokens per segment, few enough that any segment's rows fit one
+//! unit (decode steps, speculative-decoding steps).
+template <class L>
+DSV4KV_HOST_DEVICE constexpr bool append_direct_units(std::int64_t m, std::int64_t max_segment_tokens) {
+  return max_segment_tokens > 0 && append_max_segment_rows(static_cast<int>(m), max_segment_tokens) <= L::rows_per_cta;
+}
+
 //! Units (CTAs, or HCA clusters) of an append launch of variant V over N tokens in B segments with
-//! layout L (ratio m): a batch's segments' units plus the one that checks cu_seqlens; a single
-//! segment's units alone (append_single_units: a 4K HCA chunk is 32 clusters, like its prefill).
+//! layout L (ratio m, declared max_segment_tokens): a batch's segments' units (B when each fits
+//! one, append_direct_units) plus the one that checks cu_seqlens; a single segment's units alone
+//! (append_single_units: a 4K HCA chunk is 32 clusters, like its prefill).
 template <append_variant V, class L>
-constexpr std::int64_t append_grid_units(std::int64_t n, std::int64_t b, std::int64_t m) {
+constexpr std::int64_t append_grid_units(std::int64_t n, std::int64_t b, std::int64_t m,
+                                         std::int64_t max_segment_tokens) {
   if (V == append_variant::single) return append_single_units(n, m * L::rows_per_cta);
+  if (append_direct_units<L>(m, max_segment_tokens)) return b + 1;
   return (b <= append_scan_items * L::threads ? append_scan_units(n, b, m * L::rows_per_cta)
                                               : n / (m * L::rows_per_cta) + b) +
          1;
@@ -385,15 +402,22 @@ __device__ __forceinline__ segment_work resolve_segment(const P& p, SCAN& smem) 
   // One segment (chunked prefill, B = 1 decode): its units start at floor(cu[0] / (M*ROWS)), no
   // search and no scan (a barrier pair less than scan_segments; the grid covers them). The single
   // variant only ever has one, and no extra unit: its segment's bounds are the whole check.
+  // Direct units (a declared max_segment_tokens that fits every segment in one unit): unit s is
+  // segment s, which it checks against the bound; no scan, no search.
   std::int64_t s = 0;
+  const bool direct = V == append_variant::batch && append_direct_units<L>(M, p.max_segment_tokens);
   if constexpr (V == append_variant::batch) {
     if (cta == static_cast<std::int64_t>(gridDim.x / L::cluster) - 1) {  // the extra CTA (cluster)
       check_cu_seqlens<THREADS>(p.cu_seqlens, p.segments, p.total_tokens, p.error_flags);
       return w;
     }
-    if (p.segments > 1 && p.segments <= append_scan_items * THREADS) return scan_segments<M, L>(p, cta, smem);
+    if (direct) {
+      s = cta;  // < B: the grid is B + 1 units
+    } else if (p.segments > 1 && p.segments <= append_scan_items * THREADS) {
+      return scan_segments<M, L>(p, cta, smem);
+    }
   }
-  if (V == append_variant::batch && p.segments > 1) {
+  if (V == append_variant::batch && !direct && p.segments > 1) {
     // Warm L1 with the lines of positions / state_slots the search's probes cover (all of them
     // when B <= THREADS): the segment's metadata loads below then hit instead of adding a round trip.
     if (threadIdx.x < p.segments) {
@@ -411,15 +435,20 @@ __device__ __forceinline__ segment_work resolve_segment(const P& p, SCAN& smem) 
   if (!append_segment_bounds_ok(begin, end, p.total_tokens)) {  // the whole segment is skipped
     // Raised by the segment's first unit; the single variant's by unit 0 (without the extra unit,
     // a bad cu[0] may put the segment's first unit past the grid).
-    const std::int64_t raiser = V == append_variant::single ? 0 : segment_cta_base<M, ROWS>(p.cu_seqlens, s);
+    const std::int64_t raiser =
+        V == append_variant::single ? 0 : (direct ? s : segment_cta_base<M, ROWS>(p.cu_seqlens, s));
     if (threadIdx.x == 0 && cluster_rank<L>() == 0 && cta == raiser) {
       raise_append_error(p.error_flags, append_error_cu_seqlens);
     }
     return w;
   }
-  w.cta = cta - (begin / (M * ROWS) + s);
+  w.cta = direct ? 0 : cta - (begin / (M * ROWS) + s);
   // Before the segment's CTAs (B = 1 only), past them, or an empty segment.
-  if (w.cta < 0 || cta >= end / (M * ROWS) + s + 1 || end == begin) return w;
+  if (w.cta < 0 || (!direct && cta >= end / (M * ROWS) + s + 1) || end == begin) return w;
+  if (direct && end - begin > p.max_segment_tokens) {  // longer than declared: may not fit the unit
+    if (threadIdx.x == 0) raise_append_error(p.error_flags, append_error_segment_length);
+    return w;
+  }
   w.index = s;
   w.tok0 = begin;
   w.length = end - begin;
@@ -510,8 +539,14 @@ __device__ __forceinline__ void append_cta(const append_kernel_params<InT, BiasT
   // with little to overlap it: a stateful cluster that took it at a block-aligned chunk start (no
   // ring token read) ran 3x longer than the chunk's other clusters.
   const bool reads_ring = STATEFUL && append_row_first_token(M, first_block) < w.position;  // uniform per CTA
-  float4 y;  // this thread's 4 channels of its row
-  if (reads_ring) {
+  // A CTA none of whose row groups has a block in the segment (a decode step that finishes no
+  // block) skips the row and its quantization: no epilogue loads and no barriers on its path to
+  // the state copy. Not a cluster's stateful CTAs: their copy relies on compress_row's cluster barrier.
+  const bool skip_rows = first_block + w.cta * ROWS >= end_block && (L::cluster == 1 || !STATEFUL);  // uniform per CTA
+  float4 y = make_float4(0.0f, 0.0f, 0.0f, 0.0f);  // this thread's 4 channels of its row
+  if (skip_rows) {
+    // nothing to compute
+  } else if (reads_ring) {
     const float* ring_kv = reinterpret_cast<const float*>(state + append_state_header_bytes);  // [R, W]
     const segment_tokens<M, InT, true> tokens{p.input, w.tok0, w.position, ring_kv, ring_kv + ring_floats, width};
     y = compress_row<M, HEAD_DIM, CLUSTERED>(tokens, p.row, block, rope_pos, computed, t, smem.compress);
@@ -529,19 +564,21 @@ __device__ __forceinline__ void append_cta(const append_kernel_params<InT, BiasT
   const bool has_row = in_segment && (new_tokens_only || state_ok);  // uniform per row group
 
   // Quantize: the row's amax over the row group, then each thread's 4 channels.
-  row_amax a;
-  if (t.holder && has_row) {
-    a.add(y.x);
-    a.add(y.y);
-    a.add(y.z);
-    a.add(y.w);
-  }
-  a = row_merge_amax<HEAD_DIM, ROWS>(a, t.local_row, t.quad, t.holder, smem.amax);
-  if (t.holder && has_row) {
-    if (slot >= 0 && slot < p.out.rows) {
-      p.out.template write<HEAD_DIM>(slot, y, a, t.quad);
-    } else if (slot != -1 && t.quad == 0) {
-      raise_append_error(p.error_flags, append_error_pool_slot);
+  if (!skip_rows) {
+    row_amax a;
+    if (t.holder && has_row) {
+      a.add(y.x);
+      a.add(y.y);
+      a.add(y.z);
+      a.add(y.w);
+    }
+    a = row_merge_amax<HEAD_DIM, ROWS>(a, t.local_row, t.quad, t.holder, smem.amax);
+    if (t.holder && has_row) {
+      if (slot >= 0 && slot < p.out.rows) {
+        p.out.template write<HEAD_DIM>(slot, y, a, t.quad);
+      } else if (slot != -1 && t.quad == 0) {
+        raise_append_error(p.error_flags, append_error_pool_slot);
+      }
     }
   }
   if constexpr (STATEFUL) {
