@@ -928,7 +928,7 @@ void run_write_path(const fields& f, const char* entry) {
 
 enum append_field { a_segments = c_fields, a_cu_seqlens, a_positions, a_state_slots, a_slot_mapping, a_state,
                     a_state_count, a_flags, a_codes, a_scales, a_global, a_pool_rows, a_pool_d, a_scale_mode,
-                    a_fields };
+                    a_max_tokens, a_fields };
 
 // A (ratio, d) with kernels: (4, 128), (4, 512), (128, 128), (128, 512).
 bool supported_shape(i128 m, i128 d) { return (m == 4 || m == 128) && (d == 128 || d == 512); }
@@ -967,6 +967,7 @@ void append_baseline(fields& f, std::uint8_t variant) {
   f.set(a_pool_rows, "pool.rows", tokens / m + 2);
   f.set(a_pool_d, "pool.d", d);
   f.set(a_scale_mode, "scale_mode", (variant >> 3) & 1);
+  f.set(a_max_tokens, "max_segment_tokens", 0);
 }
 
 template <class IN, class BIAS>
@@ -988,6 +989,7 @@ append_params<IN, BIAS> append_args(const fields& f) {
   p.slot_mapping = f.ptr<const std::int32_t>(a_slot_mapping);
   p.state = {f.ptr<std::uint8_t>(a_state), f.v[a_state_count]};
   p.error_flags = f.ptr<std::uint32_t>(a_flags);
+  p.max_segment_tokens = f.v[a_max_tokens];
   return p;
 }
 
@@ -1000,7 +1002,7 @@ template <class IN, class BIAS>
 void append_rules(verdict& v, const append_params<IN, BIAS>& p, std::int64_t d, const range (&pool)[3]) {
   const compress_reads r = compress_input_rules(v, p, d);
   const std::int64_t b = p.segments, n = p.kv.rows, slots = p.state.slots;
-  v.add_if(b < 0 || slots < 0, status::invalid_argument);
+  v.add_if(b < 0 || slots < 0 || p.max_segment_tokens < 0, status::invalid_argument);
   // Limits append.hpp leaves implicit: token indices (cu_seqlens, the slot mapping) are int32, so
   // N > 2^31 - 1 may be rejected; the grid has at least one CTA per segment plus one, so B + 1 >
   // 2^31 - 1 cannot launch, and at most one unit per row plus B + 1 fits surely.
@@ -1115,6 +1117,7 @@ void run_reset(const fields& f, const char* entry) {
 struct metadata_case {
   int ratio = 4;
   std::int64_t segments = 0, total_tokens = 0, state_slot_count = 0, pool_rows = 0;
+  std::int64_t max_tokens = 0;  // append_metadata::max_segment_tokens
   std::vector<std::int32_t> cu, positions, state_slots, slot_mapping;
   bool no_cu = false, no_positions = false, no_state_slots = false, no_slot_mapping = false;
 };
@@ -1181,6 +1184,10 @@ metadata_case decode_metadata(fuzz_input& in) {
   c.slot_mapping.resize(static_cast<std::size_t>(total));
   const std::int64_t row_span = (c.pool_rows > 0 ? c.pool_rows : 0) + 3;
   for (std::int32_t& v : c.slot_mapping) v = static_cast<std::int32_t>(in.u8() % (row_span + 1)) - 2;
+  // Last, so that inputs written before it existed decode as before (undeclared): a declared
+  // bound on the segment length in half of the cases, sometimes negative.
+  const std::uint8_t declared = in.u8();
+  c.max_tokens = declared < 128 ? 0 : (declared == 255 ? -1 : (declared - 128) % 20);
   return c;
 }
 
@@ -1198,6 +1205,7 @@ void run_metadata(fuzz_input& in, const char* entry) {
   md.positions = c.no_positions ? nullptr : c.positions.data();
   md.state_slots = c.no_state_slots ? nullptr : c.state_slots.data();
   md.slot_mapping = c.no_slot_mapping ? nullptr : c.slot_mapping.data();
+  md.max_segment_tokens = c.max_tokens;
   append_metadata_report report;
   report.segment = -7;  // must be overwritten
   report.errors = 0xDEAD0000u;
@@ -1216,16 +1224,17 @@ void run_metadata(fuzz_input& in, const char* entry) {
   f.set(8, "slot_mapping", reinterpret_cast<std::intptr_t>(md.slot_mapping), true);
   f.set(9, "report.segment", report.segment);
   f.set(10, "report.errors", report.errors);
-  for (std::size_t s = 0; s < c.positions.size() && 11 + 3 * s + 2 < fields::capacity; ++s) {
-    f.set(static_cast<int>(11 + 3 * s), "cu_seqlens[s]", c.cu[s]);
-    f.set(static_cast<int>(12 + 3 * s), "positions[s]", c.positions[s]);
-    f.set(static_cast<int>(13 + 3 * s), "state_slots[s]", c.state_slots[s]);
+  f.set(11, "max_segment_tokens", c.max_tokens);
+  for (std::size_t s = 0; s < c.positions.size() && 12 + 3 * s + 2 < fields::capacity; ++s) {
+    f.set(static_cast<int>(12 + 3 * s), "cu_seqlens[s]", c.cu[s]);
+    f.set(static_cast<int>(13 + 3 * s), "positions[s]", c.positions[s]);
+    f.set(static_cast<int>(14 + 3 * s), "state_slots[s]", c.state_slots[s]);
   }
 
   // Arguments: the ratio has kernels; counts >= 0; the arrays a non-empty batch reads are present.
   verdict v;
   v.add_if(c.ratio != 4 && c.ratio != 128, status::unsupported_shape);
-  v.add_if(c.segments < 0 || c.total_tokens < 0 || c.state_slot_count < 0 || c.pool_rows < 0,
+  v.add_if(c.segments < 0 || c.total_tokens < 0 || c.state_slot_count < 0 || c.pool_rows < 0 || c.max_tokens < 0,
            status::invalid_argument);
   if (c.segments > 0) {
     required(v, md.cu_seqlens, true);
@@ -1257,6 +1266,10 @@ void run_metadata(fuzz_input& in, const char* entry) {
     if (length == 0) {
       if (position < 0) may[s] |= append_error_position;
       if (slot < -1 || slot >= c.state_slot_count) may[s] |= append_error_state_slot;
+      continue;
+    }
+    if (c.max_tokens > 0 && length > c.max_tokens) {  // longer than declared: nothing else is looked at
+      need[s] |= append_error_segment_length;
       continue;
     }
     if (position < 0 || position + length > int32_max) {
