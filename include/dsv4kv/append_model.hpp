@@ -79,10 +79,11 @@ DSV4KV_HOST_DEVICE constexpr std::int64_t append_row_first_token(int ratio, std:
   return compress_overlaps(ratio) ? (block > 0 ? (block - 1) * ratio : 0) : block * ratio;
 }
 
-//! The most rows a segment of at most `max_tokens` new tokens emits, at any position: blocks
-//! ending inside it, floor((m - 1 + max_tokens) / m) (one for a decode token).
+//! The most rows a segment of at most `max_tokens` >= 0 new tokens emits, at any position: blocks
+//! ending inside it, floor((m - 1 + max_tokens) / m) (one for a decode token), computed without
+//! overflow for any max_tokens.
 DSV4KV_HOST_DEVICE constexpr std::int64_t append_max_segment_rows(int ratio, std::int64_t max_tokens) {
-  return (ratio - 1 + max_tokens) / ratio;
+  return max_tokens / ratio + (max_tokens % ratio + ratio - 1) / ratio;
 }
 
 //! Rows a segment of `length` tokens at `position` emits: the blocks that end inside it.

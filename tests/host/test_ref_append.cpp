@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <tuple>
 #include <vector>
@@ -336,6 +337,9 @@ TEST_CASE("append model: append_max_segment_rows bounds the rows of any segment 
       INFO("m = " << m << ", tokens = " << t);
       CHECK(append_max_segment_rows(m, t) == most);  // exact: reached at some position
     }
+    // No overflow at the top of the range (a caller may declare any non-negative bound).
+    constexpr std::int64_t top = std::numeric_limits<std::int64_t>::max();
+    CHECK(append_max_segment_rows(m, top) == top / m + 1);
   }
 }
 
