@@ -490,8 +490,12 @@ TEST_CASE("append: mixed batches equal one-shot bytes and the host reference of 
       for (int s = 0; s < 6; ++s) {
         if (s == 5 && !first_done) continue;  // waits for sequence 0's state slot
         if (s == 3 && step < 2) continue;     // joins later
-        std::int64_t l = std::uniform_int_distribution<std::int64_t>(0, 2 * m + 5)(rng);  // 0: an empty segment
-        if (step % 3 == 1) l = 1;                                                       // decode steps
+        // Every 4th step draws segments short enough for one CTA each (CSA: up to 5 tokens, two
+        // rows; HCA: up to 128), which with the declared bound below runs the direct mapping on
+        // multi-token segments; the other steps draw up to 2m + 5 tokens.
+        const std::int64_t top = step % 4 == 1 ? (m == 4 ? 5 : m) : 2 * m + 5;
+        std::int64_t l = std::uniform_int_distribution<std::int64_t>(0, top)(rng);  // 0: an empty segment
+        if (step % 3 == 1) l = 1;                                                   // decode steps
         l = std::min(l, lengths[s] - done[s]);
         batch.push_back({&seqs[static_cast<std::size_t>(s)], done[s], l, state_of[s]});
         done[s] += l;
