@@ -54,7 +54,7 @@ status validate_append_metadata(const append_metadata& m, int ratio, std::int64_
     }
     const std::int64_t length = end - begin, position = m.positions[s];
     if (length == 0) continue;  // an empty segment is ignored
-    if (m.max_segment_tokens > 0 && length > m.max_segment_tokens) {
+    if (!append_segment_length_ok(length, m.max_segment_tokens)) {
       raise(r, s, append_error_segment_length);
       continue;
     }

@@ -148,7 +148,7 @@ inline constexpr std::uint32_t append_error_duplicate_state = 1u << 5; //!< two 
 inline constexpr std::uint32_t append_error_duplicate_pool = 1u << 6;  //!< two rows share a pool slot (host only)
 inline constexpr std::uint32_t append_error_segment_length = 1u << 7; //!< a segment longer than the declared max_segment_tokens
 
-//! The two rules on one segment's own metadata that the kernel and validate_append_metadata share.
+//! The rules on one segment's own metadata that the kernel and validate_append_metadata share.
 //! Bounds begin = cu[s], end = cu[s+1]: in order within [0, total_tokens] (else
 //! append_error_cu_seqlens). Position of a non-empty segment of `length` tokens: non-negative,
 //! position + length <= 2^31 - 1 (else append_error_position).
@@ -158,6 +158,11 @@ DSV4KV_HOST_DEVICE constexpr bool append_segment_bounds_ok(std::int64_t begin, s
 }
 DSV4KV_HOST_DEVICE constexpr bool append_segment_position_ok(std::int64_t position, std::int64_t length) {
   return position >= 0 && position + length <= 0x7FFFFFFFll;
+}
+//! Length of a non-empty segment against a declared max_segment_tokens (0: none declared): at most
+//! that many tokens (else append_error_segment_length).
+DSV4KV_HOST_DEVICE constexpr bool append_segment_length_ok(std::int64_t length, std::int64_t max_segment_tokens) {
+  return max_segment_tokens <= 0 || length <= max_segment_tokens;
 }
 
 //! Host copies of an append batch's metadata (the arrays the GPU call reads from device memory).
