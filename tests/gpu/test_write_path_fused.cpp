@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "device_buffer.hpp"
@@ -63,6 +64,17 @@ status run(const fused_config& cfg, const compress_case& c, const device_compres
   });
 }
 
+// Requires got == want, reporting the first differing byte (not the arrays: they are megabytes).
+void require_equal_bytes(const std::vector<std::uint8_t>& got, const std::vector<std::uint8_t>& want) {
+  REQUIRE(got.size() == want.size());
+  std::size_t first_diff = want.size();
+  for (std::size_t i = 0; i < want.size() && first_diff == want.size(); ++i) {
+    if (got[i] != want[i]) first_diff = i;
+  }
+  INFO("first differing byte " << first_diff << " of " << want.size());
+  CHECK(first_diff == want.size());
+}
+
 // Runs the two-kernel chain and the fused path on the same case; requires identical bytes, the
 // guard bands intact, and a sentinel workspace handed to the fused path untouched.
 void require_same_bytes(const fused_config& cfg, const compress_case& c, const epilogue_options& e,
@@ -81,13 +93,7 @@ void require_same_bytes(const fused_config& cfg, const compress_case& c, const e
   REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
   const std::vector<std::uint8_t> want = two.all_bytes(), got = fused.all_bytes();
   CHECK(untouched(ws.buf));
-  REQUIRE(got.size() == want.size());
-  std::size_t first_diff = want.size();
-  for (std::size_t i = 0; i < want.size() && first_diff == want.size(); ++i) {
-    if (got[i] != want[i]) first_diff = i;
-  }
-  INFO("first differing byte " << first_diff << " of " << want.size());
-  CHECK(first_diff == want.size());
+  require_equal_bytes(got, want);
   if (n > 0) CHECK_FALSE(all_bytes_are(got, sentinel_byte));  // the rows were written
 }
 
@@ -150,6 +156,56 @@ TEST_CASE("fused write path: RoPE offsets, explicit positions, no RoPE, non-fini
         for (int u = 0; u < 2 * cfg.ratio; ++u) set_token(20 * cfg.ratio + u, 0.0f, false);  // zero rows
       }
       require_same_bytes(cfg, c, e, table, stream);
+    }
+  }
+  REQUIRE(cudaStreamDestroy(stream) == cudaSuccess);
+}
+
+TEST_CASE("fused write path: row-strided projections give the dense projections' bytes",
+          "[gpu][write_path][fused][stride]") {
+  // The staged CSA prefill copies each token's channels by their own address (row stride), so a
+  // padded row (stride > c*d, e.g. kv and gate columns of one fused GEMM output) must give the
+  // same bytes. Sizes: an odd row count (the last CTA's second row group is empty) and, for CSA,
+  // more units than fit the device at once (every CTA of the persistent grid takes several).
+  const device_rope_table table(yarn_table());
+  cudaStream_t stream = nullptr;
+  REQUIRE(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess);
+  for (const fused_config& cfg : {configs[0], configs[1], configs[2], configs[4], configs[5]}) {
+    for (const std::int64_t tokens : {std::int64_t{4} * 37 + 2, std::int64_t{40000} + 1}) {
+      INFO(cfg.name << ", T=" << tokens);
+      const compress_case c = make_compress_case(cfg.ratio, cfg.d, tokens, cfg.opt, 5150 + tokens + cfg.ratio);
+      const device_compress_case dev(c);
+      const std::int64_t n = c.rows(), d = c.d;
+      epilogue_options e;
+      e.rope = true;
+      e.hadamard = cfg.hadamard;
+      const run_outputs dense(n, d, cfg.nvfp4), strided(n, d, cfg.nvfp4);
+      REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+      REQUIRE(run(cfg, c, dev, e, table, dense, {nullptr, 0}, write_path_mode::fused, stream) == status::ok);
+      const status st = with_params(c, dev, e, table.view, [&](auto p) {
+        using IN = std::remove_cv_t<std::remove_pointer_t<decltype(p.kv.data)>>;
+        const std::int64_t stride = c.width + 12;  // elements; a multiple of 4 (vector loads)
+        const std::size_t pitch = static_cast<std::size_t>(stride) * sizeof(IN);
+        const std::size_t row_bytes = static_cast<std::size_t>(c.width) * sizeof(IN);
+        device_buffer<IN> kv(static_cast<std::size_t>(tokens * stride)), gate(static_cast<std::size_t>(tokens * stride));
+        kv.fill_bytes(0x7F);  // the padding holds huge values (0x7F7F...: ~3.4e38) no row may read
+        gate.fill_bytes(0x7F);
+        REQUIRE(cudaMemcpy2D(kv.get(), pitch, p.kv.data, row_bytes, row_bytes, static_cast<std::size_t>(tokens),
+                             cudaMemcpyDeviceToDevice) == cudaSuccess);
+        REQUIRE(cudaMemcpy2D(gate.get(), pitch, p.gate.data, row_bytes, row_bytes, static_cast<std::size_t>(tokens),
+                             cudaMemcpyDeviceToDevice) == cudaSuccess);
+        REQUIRE(cudaDeviceSynchronize() == cudaSuccess);  // device-to-device copies may return before they end
+        p.kv = {kv.get(), tokens, c.width, stride};
+        p.gate = {gate.get(), tokens, c.width, stride};
+        const status r = cfg.nvfp4 ? write_path_nvfp4(p, strided.nvfp4_view(), {nullptr, 0}, stream)
+                                   : write_path_fp8(p, cfg.mode, strided.fp8_view(), {nullptr, 0}, stream);
+        REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
+        return r;
+      });
+      REQUIRE(st == status::ok);
+      const std::vector<std::uint8_t> want = dense.all_bytes(), got = strided.all_bytes();
+      require_equal_bytes(got, want);
+      CHECK_FALSE(all_bytes_are(want, sentinel_byte));
     }
   }
   REQUIRE(cudaStreamDestroy(stream) == cudaSuccess);
