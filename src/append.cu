@@ -26,23 +26,14 @@ nvfp4_pool_writer writer_of(const nvfp4_rows& out) {
 fp8_pool_writer writer_of(const fp8_rows& out, fp8_scale_mode mode) { return {out.codes, out.scales, out.rows, mode}; }
 
 // Launches append_kernel<m, d, ..., V> for kernel arguments k over `units(L{})` units (CTAs, or
-// HCA clusters), L its layout. The staged prefill (CSA, kernels/row_stage.cuh) is a persistent
-// kernel: at most as many CTAs as fit the device at once, each looping over the units.
+// HCA clusters), L its layout.
 template <append_variant V, class InT, class BiasT, class WRITER, class UNITS>
 status launch_append_kernel(int ratio, std::int64_t d, const append_kernel_params<InT, BiasT, WRITER>& k, UNITS&& units,
                             bool pdl, cudaStream_t stream) {
   return dispatch_compress_shape(ratio, d, [&](auto m, auto dd) {
     constexpr int M = decltype(m)::value, D = decltype(dd)::value;
     using L = append_layout<M, D, V, InT>;
-    constexpr auto kernel = append_kernel<M, D, InT, BiasT, WRITER, V>;
-    constexpr std::size_t smem = append_dynamic_smem<M, D, V, InT>;
-    std::int64_t grid = units(L{});
-    if constexpr (V == append_variant::prefill && prefill_staged<M>) {
-      std::int64_t resident = 0;
-      DSV4KV_RETURN_IF_ERROR(resident_ctas<kernel>(L::threads, smem, resident));
-      grid = grid < resident ? grid : resident;
-    }
-    return launch_compress_layout<L>(kernel, grid, smem, pdl, stream, k);
+    return launch_compress_layout<L>(append_kernel<M, D, InT, BiasT, WRITER, V>, units(L{}), pdl, stream, k);
   });
 }
 

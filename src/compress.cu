@@ -58,7 +58,7 @@ status launch_compress(const compress_params<IN, BIAS>& p, tensor_view<float> ou
   return dispatch_compress_shape(p.ratio, out.cols, [&](auto m, auto d) {
     using L = compress_layout<decltype(m)::value, decltype(d)::value, true, sizeof(InT)>;
     return launch_compress_layout<L>(compress_kernel<decltype(m)::value, decltype(d)::value, InT, BiasT>,
-                                     prefill_units<L>(out.rows), 0, false, stream, k);
+                                     prefill_units<L>(out.rows), false, stream, k);
   });
 }
 

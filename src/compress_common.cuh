@@ -5,9 +5,7 @@
 // the validation of the compress inputs every such call shares.
 #include <cuda_bf16.h>
 
-#include <atomic>
 #include <cfloat>
-#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 #include <utility>
@@ -70,20 +68,18 @@ inline bool prefill_grid_fits(int ratio, std::int64_t d, std::int64_t rows) {
 }
 
 // Launches kernel(args...) over `units` units of layout L: units * L::cluster CTAs of L::threads
-// threads and dynamic_smem bytes of dynamic shared memory (within the kernel's limit:
-// resident_ctas raises it), as clusters of L::cluster CTAs when L::cluster > 1; with pdl, as a
-// programmatic dependent launch (the kernel must call grid_dependency_wait before touching global
-// memory, kernels/grid_dependency.cuh). Validation checks the grid first (prefill_grid_fits,
+// threads, as clusters of L::cluster CTAs when L::cluster > 1; with pdl, as a programmatic
+// dependent launch (the kernel must call grid_dependency_wait before touching global memory,
+// kernels/grid_dependency.cuh). Validation checks the grid first (prefill_grid_fits,
 // append_grid_fits in src/append.cu).
 template <class L, class... Params, class... Args>
-status launch_compress_layout(void (*kernel)(Params...), std::int64_t units, std::size_t dynamic_smem, bool pdl,
-                              cudaStream_t stream, Args&&... args) {
+status launch_compress_layout(void (*kernel)(Params...), std::int64_t units, bool pdl, cudaStream_t stream,
+                              Args&&... args) {
   if (units == 0) return status::ok;
   if (units > max_grid_ctas / L::cluster) return status::invalid_argument;
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(static_cast<unsigned>(units * L::cluster));
   config.blockDim = dim3(L::threads);
-  config.dynamicSmemBytes = dynamic_smem;
   config.stream = stream;
   cudaLaunchAttribute attrs[2] = {};
   unsigned n = 0;
@@ -104,31 +100,6 @@ status launch_compress_layout(void (*kernel)(Params...), std::int64_t units, std
   const cudaError_t e = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
   if (e != cudaSuccess) (void)cudaGetLastError();  // not left for the caller's next check
   return status_from_cuda(e);
-}
-
-// Sets `ctas` to the CTAs of KERNEL (`threads` threads, dynamic_smem bytes of dynamic shared
-// memory) that fit the current device at once: resident CTAs per SM times SMs, the grid of a
-// persistent kernel. Raises KERNEL's dynamic shared-memory limit to dynamic_smem first. The
-// per-SM figure is computed once per device and kept; the calls are host queries, not stream
-// work, so this may run during stream capture.
-template <auto KERNEL>
-status resident_ctas(int threads, std::size_t dynamic_smem, std::int64_t& ctas) {
-  constexpr int max_devices = 64;
-  static std::atomic<int> per_sm[max_devices] = {};  // 0: not computed yet
-  int device = 0, sms = 0;
-  DSV4KV_RETURN_IF_ERROR(status_from_cuda(cudaGetDevice(&device)));
-  DSV4KV_RETURN_IF_ERROR(status_from_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device)));
-  int blocks = device < max_devices ? per_sm[device].load(std::memory_order_relaxed) : 0;
-  if (blocks == 0) {
-    DSV4KV_RETURN_IF_ERROR(status_from_cuda(
-        cudaFuncSetAttribute(KERNEL, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(dynamic_smem))));
-    DSV4KV_RETURN_IF_ERROR(
-        status_from_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, KERNEL, threads, dynamic_smem)));
-    if (blocks <= 0) return status::cuda_error;  // the CTA does not fit an SM
-    if (device < max_devices) per_sm[device].store(blocks, std::memory_order_relaxed);
-  }
-  ctas = static_cast<std::int64_t>(blocks) * sms;
-  return status::ok;
 }
 
 // True when a projection view allows 4-element vector loads.

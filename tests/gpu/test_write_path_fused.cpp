@@ -163,10 +163,9 @@ TEST_CASE("fused write path: RoPE offsets, explicit positions, no RoPE, non-fini
 
 TEST_CASE("fused write path: row-strided projections give the dense projections' bytes",
           "[gpu][write_path][fused][stride]") {
-  // The staged CSA prefill copies each token's channels by their own address (row stride), so a
-  // padded row (stride > c*d, e.g. kv and gate columns of one fused GEMM output) must give the
-  // same bytes. Sizes: an odd row count (the last CTA's second row group is empty) and, for CSA,
-  // more units than fit the device at once (every CTA of the persistent grid takes several).
+  // A padded row (stride > c*d, e.g. the kv and gate columns of one fused GEMM output) must give
+  // the same bytes as dense rows, and no row may read the padding. Sizes: an odd row count (the
+  // last CTA's second row group is empty) and more CTAs than fit the device at once.
   const device_rope_table table(yarn_table());
   cudaStream_t stream = nullptr;
   REQUIRE(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess);

@@ -63,7 +63,6 @@
 //!   - a row's pool slot outside [-1, pool rows): that row is not written (-1: skipped silently).
 
 #include <cstdint>
-#include <type_traits>
 
 #include "dsv4kv/append_model.hpp"
 #include "dsv4kv/formats/fp8_encoding.hpp"
@@ -76,7 +75,6 @@
 #include "dsv4kv/kernels/quantize_nvfp4.cuh"
 #include "dsv4kv/kernels/row_amax.cuh"
 #include "dsv4kv/kernels/row_group.cuh"
-#include "dsv4kv/kernels/row_stage.cuh"
 #include "dsv4kv/kernels/vector_io.cuh"
 
 namespace dsv4kv {
@@ -233,7 +231,7 @@ struct segment_tokens {
 
   //! kv (v) and gate (z) channels [col, col + N) of token q (N = 4 or 2).
   template <int N = vec_elems>
-  __device__ __forceinline__ void load(std::int64_t q, int col, vecf<N>& v, vecf<N>& z, int /*slot*/ = 0) const {
+  __device__ __forceinline__ void load(std::int64_t q, int col, vecf<N>& v, vecf<N>& z) const {
     if (!RING || q >= position) {
       input.template load<N>(tok0 + (q - position), col, v, z);
     } else {
@@ -242,8 +240,6 @@ struct segment_tokens {
       z = loadn<N>(ring_gate + r);
     }
   }
-
-  __device__ __forceinline__ void after_reads() const {}
 };
 
 //! Where a CTA works: its segment's tokens, position and state, and its index among the segment's CTAs.
@@ -474,14 +470,10 @@ namespace detail {
 //! segment's first CTA, with a state slot: `state`) the rows' ring reads and the new state. The two
 //! cases are separate code paths, so the state's bookkeeping adds no register pressure to the
 //! CTAs that only read new tokens (every CTA of a prefill chunk but the first).
-//! STAGED (void, or staged_row_tokens: the staged prefill's rows, kernels/row_stage.cuh): a source
-//! of the row's tokens already in shared memory, used instead of loads from the projections.
-template <int M, int HEAD_DIM, class InT, class BiasT, class WRITER, append_variant V, bool STATEFUL,
-          class STAGED = void>
+template <int M, int HEAD_DIM, class InT, class BiasT, class WRITER, append_variant V, bool STATEFUL>
 __device__ __forceinline__ void append_cta(const append_kernel_params<InT, BiasT, WRITER>& p, const segment_work& w,
                                            std::uint8_t* state, const compress_thread& t, int rank,
-                                           append_storage<M, HEAD_DIM, V, InT>& smem,
-                                           const STAGED* staged = nullptr) {
+                                           append_storage<M, HEAD_DIM, V, InT>& smem) {
   using L = append_layout<M, HEAD_DIM, V, InT>;
   constexpr bool CLUSTERED = V != append_variant::batch;
   constexpr int ROWS = L::rows_per_cta;
@@ -554,9 +546,6 @@ __device__ __forceinline__ void append_cta(const append_kernel_params<InT, BiasT
   float4 y = make_float4(0.0f, 0.0f, 0.0f, 0.0f);  // this thread's 4 channels of its row
   if (skip_rows) {
     // nothing to compute
-  } else if constexpr (!std::is_void_v<STAGED>) {
-    static_assert(!STATEFUL, "a staged row reads new tokens only");
-    y = compress_row<M, HEAD_DIM, CLUSTERED>(*staged, p.row, block, rope_pos, computed, t, smem.compress);
   } else if (reads_ring) {
     const float* ring_kv = reinterpret_cast<const float*>(state + append_state_header_bytes);  // [R, W]
     const segment_tokens<M, InT, true> tokens{p.input, w.tok0, w.position, ring_kv, ring_kv + ring_floats, width};
@@ -631,66 +620,6 @@ __device__ __forceinline__ void append_cta(const append_kernel_params<InT, BiasT
   }
 }
 
-//! True when the prefill variant of append_kernel<M, HEAD_DIM> runs the staged persistent loop
-//! (append_prefill_staged): CSA rows. DSV4KV_PREFILL_STAGED=0 builds the one-row-per-CTA grid
-//! instead, for A/B benchmarks (same bits).
-#ifndef DSV4KV_PREFILL_STAGED
-#define DSV4KV_PREFILL_STAGED 1
-#endif
-template <int M>
-inline constexpr bool prefill_staged = DSV4KV_PREFILL_STAGED != 0 && compress_overlaps(M);
-
-//! Dynamic shared memory of append_kernel<M, HEAD_DIM, InT, ..., V> (bytes): the row stage of
-//! the staged prefill, none otherwise.
-template <int M, int HEAD_DIM, append_variant V, class InT>
-constexpr std::size_t append_dynamic_smem_bytes() {
-  if constexpr (V == append_variant::prefill && prefill_staged<M>) {
-    return csa_row_stage<M, HEAD_DIM, InT>::bytes;
-  } else {
-    return 0;
-  }
-}
-template <int M, int HEAD_DIM, append_variant V, class InT>
-inline constexpr std::size_t append_dynamic_smem = append_dynamic_smem_bytes<M, HEAD_DIM, V, InT>();
-
-//! The staged prefill (CSA): a persistent grid (at most the CTAs that fit the device at once),
-//! CTA c taking units c, c + gridDim.x, ... in order. Each unit's tokens are staged in shared
-//! memory (row_stage.cuh) while the previous unit is finished: wait for the thread's copies, then
-//! append_cta reading the row from the stage, whose source issues the next unit's copies as soon
-//! as the row's tokens are folded. The rows, their bits and where they go are the prefill's of
-//! one unit per CTA.
-template <int M, int HEAD_DIM, class InT, class BiasT, class WRITER>
-__device__ __forceinline__ void append_prefill_staged(const append_kernel_params<InT, BiasT, WRITER>& p,
-                                                      const compress_thread& t,
-                                                      append_storage<M, HEAD_DIM, append_variant::prefill, InT>& smem) {
-  using L = append_layout<M, HEAD_DIM, append_variant::prefill, InT>;
-  using S = csa_row_stage<M, HEAD_DIM, InT>;
-  constexpr int ROWS = L::rows_per_cta;
-  static_assert(L::cluster == 1 && S::threads == L::threads, "the stage's CTA is the prefill's");
-  extern __shared__ __align__(16) unsigned char append_dynamic_storage[];
-  InT* stage = reinterpret_cast<InT*>(append_dynamic_storage);  // [2][2M][threads][4]
-  const int tid = static_cast<int>(threadIdx.x);
-  const std::int64_t rows = p.total_tokens / M;                 // n
-  const std::int64_t units = (rows + ROWS - 1) / ROWS;
-  const std::int64_t step = gridDim.x;
-  const auto block_of = [&](std::int64_t unit) { return unit * ROWS + t.local_row; };  // this row group's row
-  std::int64_t unit = blockIdx.x;
-  if (unit < units && block_of(unit) < rows) S::issue(p.input, block_of(unit), t.col, stage, tid);
-  cp_async_commit();
-  for (; unit < units; unit += step) {  // uniform per CTA
-    const std::int64_t next = unit + step;
-    cp_async_wait_all();  // this thread's copies of the unit's row
-    const staged_row_tokens<M, HEAD_DIM, InT> tokens{stage, tid, &p.input,
-                                                     next < units && block_of(next) < rows ? block_of(next) : -1, t.col};
-    segment_work w;
-    w.active = true;
-    w.length = p.total_tokens;
-    w.cta = unit;
-    append_cta<M, HEAD_DIM, InT, BiasT, WRITER, append_variant::prefill, false>(p, w, nullptr, t, 0, smem, &tokens);
-    __syncthreads();  // the row's shared storage (sums, Hadamard, amax) is free for the next unit
-  }
-}
-
 }  // namespace detail
 
 //! The fused write path over segments. Grid: see the file comment; append_layout<M, HEAD_DIM, V, InT>
@@ -713,10 +642,6 @@ __global__ void __launch_bounds__(detail::append_layout<M, HEAD_DIM, V, InT>::th
   detail::grid_dependents_launch();
   detail::grid_dependency_wait();
 
-  if constexpr (V == detail::append_variant::prefill && detail::prefill_staged<M>) {
-    detail::append_prefill_staged<M, HEAD_DIM>(p, t, smem);
-    return;
-  }
   const detail::segment_work w = detail::resolve_segment<M, L, V>(p, smem.scan);
   if (!w.active) return;  // uniform per cluster
 

@@ -11,10 +11,8 @@
 //!
 //! Token sources. compress_accumulate asks a source for the kv / gate channels of token t (the
 //! position in the row's sequence): prefill_tokens reads row t of the projections; the append
-//! kernel's source reads new tokens from the projections and earlier ones from the carried state;
-//! the staged prefill's source (kernels/row_stage.cuh) reads copies already in shared memory, by
-//! softmax slot. compress_row calls the source's after_reads() once the thread's last token is
-//! read. The arithmetic never depends on where a token came from.
+//! kernel's source reads new tokens from the projections and earlier ones from the carried state.
+//! The arithmetic never depends on where a token came from.
 //!
 //! Work split. A row group (kernels/row_group.cuh) of HEAD_DIM/4 threads owns one output row,
 //! 4 channels per thread, loading 4 consecutive input channels per access (16 B for FP32, 8 B for
@@ -163,17 +161,12 @@ struct prefill_tokens {
   const InT* gate = nullptr;    // [T, c*d], row stride gate_stride
   std::int64_t gate_stride = 0; // elements, % 4 == 0
 
-  //! kv (v) and gate (z) channels [col, col + N) of token t (N = 4 or 2); the softmax slot it
-  //! fills is not needed here.
+  //! kv (v) and gate (z) channels [col, col + N) of token t (N = 4 or 2).
   template <int N = detail::vec_elems>
-  __device__ __forceinline__ void load(std::int64_t t, int col, detail::vecf<N>& v, detail::vecf<N>& z,
-                                       int /*slot*/ = 0) const {
+  __device__ __forceinline__ void load(std::int64_t t, int col, detail::vecf<N>& v, detail::vecf<N>& z) const {
     v = detail::loadn_stream<N>(kv + t * kv_stride + col);
     z = detail::loadn_stream<N>(gate + t * gate_stride + col);
   }
-
-  //! Called by compress_row once this thread's last token is read (nothing to do here).
-  __device__ __forceinline__ void after_reads() const {}
 
   //! L2 hint for a later load(t, col).
   __device__ __forceinline__ void prefetch(std::int64_t t, int col) const {
@@ -275,31 +268,10 @@ __device__ __forceinline__ int pass_group(int group, int pass) {
   return group + pass * L::cta_groups * L::cluster;
 }
 
-//! Where slot `slot` of the row of block `block` (its index in the sequence) reads channels
-//! col0 .. of: CSA slots < M come from the previous block's first-half channels, slots >= M from
-//! the current block's second half; HCA slot u is token u of the current block.
-struct slot_source {
-  std::int64_t token;  // position of the token in the sequence
-  int col;             // first input column (of c*d)
-  int u;               // position-bias row
-  bool present;        // false: CSA row 0's previous block (score -inf, weight exactly 0)
-};
-template <class L, int M, int HEAD_DIM>
-__device__ __forceinline__ slot_source compress_slot_source(std::int64_t block, int slot, int col0) {
-  const bool previous = L::overlap && slot < M;
-  slot_source s;
-  s.u = (L::overlap && slot >= M) ? slot - M : slot;
-  s.col = ((L::overlap && !previous) ? HEAD_DIM : 0) + col0;
-  s.present = !(previous && block == 0);
-  s.token = (previous ? block - 1 : block) * M + s.u;
-  return s;
-}
-
-//! Loads chunk k of slot group `group` of the row of block `block`, channels col0 .. col0 +
-//! L::vec - 1: the scores z = gate + bias (FP32 add) and the values v of its L::chunk slots.
-//! Tokens come from `tokens` (see prefill_tokens) by their position in the sequence; the source
-//! is also told the slot (a compile-time constant after unrolling), which a staged source
-//! indexes by.
+//! Loads chunk k of slot group `group` of the row of block `block` (the block's index in its
+//! sequence: block 0 has no previous block), channels col0 .. col0 + L::vec - 1: the scores
+//! z = gate + bias (FP32 add) and the values v of its L::chunk slots. Tokens come from `tokens`
+//! (see prefill_tokens) by their position in the sequence.
 template <class L, int M, int HEAD_DIM, class TOKENS, class BiasT>
 __device__ __forceinline__ void compress_load_chunk(const TOKENS& tokens, const BiasT* position_bias, std::int64_t block,
                                                     int col0, int group, int k, float (&z)[L::chunk][L::vec],
@@ -307,21 +279,23 @@ __device__ __forceinline__ void compress_load_chunk(const TOKENS& tokens, const 
   constexpr int N = L::vec;
 #pragma unroll
   for (int j = 0; j < L::chunk; ++j) {
-    // CSA rows have one slot group: the slot is then a compile-time constant (a staged source
-    // indexes registers by it).
-    const int slot = (L::slot_groups == 1 ? 0 : group * L::slots_per_group) + k * L::chunk + j;
-    const slot_source src = compress_slot_source<L, M, HEAD_DIM>(block, slot, col0);
+    const int slot = group * L::slots_per_group + k * L::chunk + j;
+    // CSA: slots < M come from the previous block's first-half channels, slots >= M from the
+    // current block's second half. HCA: slot u is token u of the current block.
+    const bool previous = L::overlap && slot < M;
+    const int u = (L::overlap && slot >= M) ? slot - M : slot;  // bias row
+    const int col = ((L::overlap && !previous) ? HEAD_DIM : 0) + col0;
     vecf<N> zz, vv;
-    if (!src.present) {  // absent slot: weight exactly 0
+    if (previous && block == 0) {  // absent slot: weight exactly 0
 #pragma unroll
       for (int c = 0; c < N; ++c) {
         component(zz, c) = bits_to_float(0xFF800000u);
         component(vv, c) = 0.0f;
       }
     } else {
-      tokens.template load<N>(src.token, src.col, vv, zz, slot);
+      tokens.template load<N>((previous ? block - 1 : block) * M + u, col, vv, zz);
       if (position_bias != nullptr) {
-        vecf<N> b = loadn_cached<N>(position_bias + src.u * L::width + src.col);
+        vecf<N> b = loadn_cached<N>(position_bias + u * L::width + col);
 #pragma unroll
         for (int c = 0; c < N; ++c) component(zz, c) = component(zz, c) + component(b, c);
       }
@@ -409,7 +383,6 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
   if constexpr (L::cluster > 1) cluster_arrive_relaxed();
   softmax_state<L::vec> st{};  // of the first pass's slot group, t.group
   if (has_row) st = compress_accumulate<M, HEAD_DIM, CLUSTERED>(tokens, p.position_bias, block, t.col, t.group);
-  if constexpr (L::passes == 1) tokens.after_reads();  // the thread's last token read (a staged source's hook)
 
   // The epilogue's small operands (norm weight, RoPE entries), loaded now: their latency overlaps
   // the slot-group merge and the row sum's barrier instead of adding a round trip per stage.
@@ -457,7 +430,6 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
       if (has_row) st = compress_accumulate<M, HEAD_DIM, CLUSTERED>(tokens, p.position_bias, block, t.col, g);
       store_partials(g);
     }
-    if constexpr (L::passes > 1) tokens.after_reads();
     if constexpr (L::cluster > 1) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
       cooperative_groups::this_cluster().sync();
