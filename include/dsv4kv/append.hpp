@@ -26,11 +26,10 @@
 //! B = 256 that read took 1-1.5 us of a 3-4 us decode step on an H100). When the declared bound
 //! lets any segment's rows fit one CTA (append_max_segment_rows(m, max) <= the batch layout's rows
 //! per CTA: up to 5 tokens for CSA, 128 for HCA), CTA s works on segment s and reads only its own
-//! metadata; a larger bound is accepted and changes nothing. Where the bound selects that mapping,
-//! a segment longer than declared is not processed (no row written, its state unchanged) and
-//! raises append_error_segment_length; with a larger bound the kernel does not rely on it and
-//! processes such a segment like any other. validate_append_metadata reports a segment longer than
-//! declared either way (append_segment_length_ok). A capture bakes the value in.
+//! metadata; a larger bound keeps the prefix sum. Whatever the mapping, a segment longer than
+//! declared is not processed (no row written, its state unchanged) and raises
+//! append_error_segment_length (append_segment_length_ok, the rule validate_append_metadata
+//! reports on host copies). A capture bakes the value in.
 //!
 //! Metadata errors. What the host can check without a sync (pointers, sizes, alignment, aliasing,
 //! counts) returns a status and launches nothing. The metadata values live on the device, where

@@ -772,6 +772,41 @@ TEST_CASE("append: device-side metadata errors raise their bits and write only w
     expect_row(pool, e, 0, c.rows());
     pool.check();
   }
+  // A bound too large for the direct mapping (8 tokens: a CSA segment of 8 may need 3 rows, more
+  // than a unit holds): the prefix-sum mapping (B = 2) and the single-segment variant (B = 1)
+  // check it too. The longer segment writes nothing and keeps its state.
+  pool.reset();
+  {
+    sequence c(model, 6 * m, 905), e(model, 6 * m, 906);
+    map_in_order(c, 0);
+    map_in_order(e, c.rows());
+    one_shot(model, c, table.view);
+    one_shot(model, e, table.view);
+    guarded_states st3(cfg, 2);
+    const std::vector<std::uint8_t> before = st3.buf.checked();
+    const std::size_t slot = static_cast<std::size_t>(st3.slot_bytes);
+    const device_batch two(cfg, {{&c, 0, 2 * m, 0}, {&e, 0, 2 * m + 1, 1}});  // 8 tokens as declared, 9
+    REQUIRE(run_batch(model, table.view, two, st3, pool, flags.get(), 2 * m) == status::ok);
+    CHECK(flags_now() == append_error_segment_length);
+    expect_row(pool, c, 0, 0);
+    expect_row(pool, c, 1, 1);
+    pool.check();  // none of e's rows
+    std::vector<std::uint8_t> after = st3.buf.checked();
+    CHECK(std::equal(after.begin() + slot, after.begin() + 2 * slot, before.begin() + slot));  // e's state unchanged
+    pool.reset();
+    const device_batch one(cfg, {{&e, 0, 2 * m + 1, 1}});
+    REQUIRE(run_batch(model, table.view, one, st3, pool, flags.get(), 2 * m) == status::ok);
+    CHECK(flags_now() == append_error_segment_length);
+    pool.check();  // nothing written
+    after = st3.buf.checked();
+    CHECK(std::equal(after.begin() + slot, after.begin() + 2 * slot, before.begin() + slot));
+    // Declared long enough, the same segment is written.
+    REQUIRE(run_batch(model, table.view, one, st3, pool, flags.get(), 2 * m + 1) == status::ok);
+    CHECK(flags_now() == 0u);
+    expect_row(pool, e, 0, c.rows());
+    expect_row(pool, e, 1, c.rows() + 1);
+    pool.check();
+  }
   // reset_append_state: the header is zeroed, so a continuation is refused afterwards.
   pool.reset();
   {

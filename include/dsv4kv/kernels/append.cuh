@@ -55,8 +55,8 @@
 //!     a segment whose own bounds are bad writes nothing; with a broken cu_seqlens which rows of
 //!     other segments are written is unspecified (never out of bounds);
 //!   - negative position, position + length > 2^31 - 1: the segment writes nothing;
-//!   - with direct units, a segment longer than max_segment_tokens: it writes nothing, its state
-//!     is left as it was (append_error_segment_length);
+//!   - a segment longer than a declared max_segment_tokens (any mapping): it writes nothing, its
+//!     state is left as it was (append_error_segment_length);
 //!   - state slot outside [-1, slots), or a state that does not continue at p (header), or -1
 //!     where a row needs the state: the rows that read the state are not written and the state is
 //!     left as it was; rows made only of new tokens are written;
@@ -336,7 +336,9 @@ __device__ __forceinline__ segment_work scan_segments(const P& p, std::int64_t c
     if (!append_segment_bounds_ok(b, e, p.total_tokens)) {
       errors |= append_error_cu_seqlens;
     } else if (e > b) {
-      if (!append_segment_position_ok(q, e - b)) {
+      if (!append_segment_length_ok(e - b, p.max_segment_tokens)) {
+        errors |= append_error_segment_length;  // longer than declared: no unit, no row, state kept
+      } else if (!append_segment_position_ok(q, e - b)) {
         errors |= append_error_position;
       } else {
         const std::int64_t rows = append_row_count(M, q, e - b);
@@ -445,8 +447,11 @@ __device__ __forceinline__ segment_work resolve_segment(const P& p, SCAN& smem) 
   w.cta = direct ? 0 : cta - (begin / (M * ROWS) + s);
   // Before the segment's CTAs (B = 1 only), past them, or an empty segment.
   if (w.cta < 0 || (!direct && cta >= end / (M * ROWS) + s + 1) || end == begin) return w;
-  if (direct && end - begin > p.max_segment_tokens) {  // longer than declared: may not fit the unit
-    if (threadIdx.x == 0) raise_append_error(p.error_flags, append_error_segment_length);
+  if (!append_segment_length_ok(end - begin, p.max_segment_tokens)) {  // longer than declared (direct units:
+    // it may not fit the unit): nothing written, the state kept, raised by the segment's first unit
+    if (threadIdx.x == 0 && cluster_rank<L>() == 0 && w.cta == 0) {
+      raise_append_error(p.error_flags, append_error_segment_length);
+    }
     return w;
   }
   w.index = s;
