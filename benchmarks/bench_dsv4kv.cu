@@ -34,6 +34,8 @@
 //     --batches  decode batch sizes (default 1,4,16,64,256)
 //     --reps   timed runs per op (default 50)
 //     --json   also write the results as JSON (bench_common.hpp write_json)
+//     --verify-only  the write path's verified launches alone (no copy baseline, no timing, no
+//              other group), e.g. under Nsight Compute
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -103,6 +105,7 @@ struct options {
   std::vector<std::int64_t> sizes{4096, 32768, 131072};
   std::vector<std::int64_t> batches{1, 4, 16, 64, 256};
   int reps = 50;
+  bool verify_only = false;  // the write path's verified launches alone (no copy baseline, no timing)
   std::string json;
   bool has(const char* g) const { return groups.count(g) != 0; }
 };
@@ -453,6 +456,7 @@ void bench_prefill(const context& c, const stream_config& cfg, std::int64_t toke
   require_same("quantize " + tag + " vs the chain's bytes", staged.buf.get(), two.buf.get(), two.total_bytes());
   std::printf("verified %-34s n = %6lld rows: FP32 rows max rel err %.2e (<= 1e-5), bytes bit-exact, fused == two-kernel\n",
               tag.c_str(), static_cast<long long>(n), err);
+  if (c.opt.verify_only) return;
 
   // 2. timings
   const double in_bytes = sizeof(IN);
@@ -621,8 +625,12 @@ std::vector<std::int64_t> parse_counts(const std::string& s) {
 [[noreturn]] void usage(int code) {
   std::printf(
       "usage: dsv4kv_bench_suite [--only GROUPS] [--sizes T,...] [--batches B,...] [--reps N] [--json FILE]\n"
+      "                          [--verify-only]\n"
       "  GROUPS: comma list of write, stages, dequant, selected, decode (default: all)\n"
-      "  --sizes: prefill tokens for write / stages (default 4k,32k,128k); --batches: decode (default 1,4,16,64,256)\n");
+      "  --sizes: prefill tokens for write / stages (default 4k,32k,128k); --batches: decode (default 1,4,16,64,256)\n"
+      "  --verify-only: the write path's verified launches alone (per stream and size one two-kernel\n"
+      "    and one fused call, plus compress and quantize), no copy baseline, no timing, no other group:\n"
+      "    for Nsight Compute, e.g. ncu -k regex:append_kernel ... --only write --sizes 32k --verify-only\n");
   std::exit(code);
 }
 
@@ -632,6 +640,10 @@ options parse(int argc, char** argv) {
     const std::string a = argv[i];
     const bool has_value = i + 1 < argc;
     if (a == "--help" || a == "-h") usage(0);
+    if (a == "--verify-only") {
+      o.verify_only = true;
+      continue;
+    }
     if (!has_value) usage(2);
     const std::string v = argv[++i];
     if (a == "--only") {
@@ -667,8 +679,11 @@ int main(int argc, char** argv) {
   const l2_flusher flush(dev.l2_bytes);
   c.flush = &flush;
 
-  const copy_baseline copy = measure_copy_bandwidth(std::size_t{512} << 20, c.stream, flush, std::max(c.opt.reps, 50));
-  std::printf("d2d copy of 512 MiB: %.1f us median, %.1f GB/s (read + write)\n", copy.t.median_us, copy.gbps);
+  copy_baseline copy{};
+  if (!c.opt.verify_only) {
+    copy = measure_copy_bandwidth(std::size_t{512} << 20, c.stream, flush, std::max(c.opt.reps, 50));
+    std::printf("d2d copy of 512 MiB: %.1f us median, %.1f GB/s (read + write)\n", copy.t.median_us, copy.gbps);
+  }
 
   // The YaRN table covers every prefill size and the decode positions.
   std::int64_t max_pos = 131072;
@@ -688,6 +703,10 @@ int main(int argc, char** argv) {
         if (t == 32768) bench_prefill<std::uint16_t>(c, cfg, t, ++seed);
       }
     }
+  }
+  if (c.opt.verify_only) {  // nothing was timed
+    DSV4KV_BENCH_CUDA(cudaStreamDestroy(c.stream));
+    return 0;
   }
   if (c.opt.has("dequant") || c.opt.has("selected")) {
     bench_read<nvfp4_pool>(c, "nvfp4-512");
