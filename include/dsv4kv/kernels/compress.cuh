@@ -308,27 +308,6 @@ __device__ __forceinline__ void compress_load_chunk(const TOKENS& tokens, const 
   }
 }
 
-//! The softmax weight exp(x - m) of a score x under the running max m. DSV4KV_SOFTMAX_EXP2=1
-//! builds the cheaper form of FlashAttention's kernels for A/B benchmarks: 2^(x*log2(e) -
-//! m*log2(e)), one FMA and one ex2.approx (~2 SASS instructions instead of expf's ~9; other bits:
-//! the rows must still pass the 1e-5 bound against the double reference, which the benchmarks
-//! check before they time; benchmarks/softmax_exp_error_model.py models its error on the CPU).
-//! Default 0: expf of the FP32 difference, the library's bits.
-#ifndef DSV4KV_SOFTMAX_EXP2
-#define DSV4KV_SOFTMAX_EXP2 0
-#endif
-__device__ __forceinline__ float softmax_exp(float x, float m) {
-#if DSV4KV_SOFTMAX_EXP2
-  constexpr float log2e = 1.44269504088896340736f;
-  const float e = __fmaf_rn(x, log2e, -__fmul_rn(m, log2e));  // -inf for an absent slot
-  float w;
-  asm("ex2.approx.f32 %0, %1;" : "=f"(w) : "f"(e));
-  return w;
-#else
-  return expf(x - m);
-#endif
-}
-
 //! Folds one chunk (scores z, values v) into the online softmax state st; `first`: st is empty.
 template <class L>
 __device__ __forceinline__ void compress_fold_chunk(softmax_state<L::vec>& st, const float (&z)[L::chunk][L::vec],
@@ -344,14 +323,14 @@ __device__ __forceinline__ void compress_fold_chunk(softmax_state<L::vec>& st, c
       st.a[c] = 0.0f;
     } else {  // rescale what was summed under the old max
       const float m_new = fmaxf(st.m[c], chunk_max);
-      const float f = softmax_exp(st.m[c], m_new);
+      const float f = expf(st.m[c] - m_new);
       st.s[c] = __fmul_rn(st.s[c], f);
       st.a[c] = __fmul_rn(st.a[c], f);
       st.m[c] = m_new;
     }
 #pragma unroll
     for (int j = 0; j < L::chunk; ++j) {
-      const float w = softmax_exp(z[j][c], st.m[c]);
+      const float w = expf(z[j][c] - st.m[c]);
       st.s[c] = __fadd_rn(st.s[c], w);
       st.a[c] = __fmaf_rn(w, v[j][c], st.a[c]);
     }
@@ -473,7 +452,7 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
         float4 ga = smem.part.a[local_row][g][quad];
 #pragma unroll
         for (int c = 0; c < vec_elems; ++c) {
-          const float f = softmax_exp(component(gm, c), component(m, c));
+          const float f = expf(component(gm, c) - component(m, c));
           s[c] = __fmaf_rn(component(gs, c), f, s[c]);
           a[c] = __fmaf_rn(component(ga, c), f, a[c]);
         }
