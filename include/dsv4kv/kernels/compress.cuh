@@ -29,7 +29,8 @@
 //!   order in the row's holder threads (a cluster's rank 0 receives them through distributed
 //!   shared memory), which finish the row 4 channels per thread.
 //! Softmax: w = exp(z - max) with z = gate + bias (FP32 add), y = sum(w v) / sum(w) (IEEE
-//! division); CSA row 0 has no previous block: those slots carry z = -inf, weight exactly 0.
+//! division); exp is ex2.approx of the scaled difference, or expf in CSA rows of FP32 projections
+//! (softmax_exp); CSA row 0 has no previous block: those slots carry z = -inf, weight exactly 0.
 //! All reductions run in a fixed order, so the output is deterministic. Every product that meets
 //! an addition is written with an explicit rounding intrinsic (__fmul_rn / __fmaf_rn): no FMA
 //! contraction left to the compiler, so every kernel that inlines these functions gets the same bits.
@@ -85,6 +86,19 @@ namespace dsv4kv {
 #ifndef DSV4KV_HCA_CLUSTERED_VEC
 #define DSV4KV_HCA_CLUSTERED_VEC 2
 #endif
+//! The softmax weight's exp (softmax_exp, compress_layout::ex2): ex2.approx in every row but CSA
+//! rows of FP32 projections, which keep expf (1 / 0; the macros are for A/B benchmarks). Session 7,
+//! H200, each form against expf in one run (docs/PERFORMANCE.md): HCA fused prefill FP32 32K 45.7 ->
+//! 41.1 us, 128K 149.1 -> 133.5 us (its 16 slot groups' online softmax is a long dependent chain of
+//! exps); CSA-512 BF16 32K 72.3 -> 67.7 us, CSA-128 BF16 21.3 -> 20.5 us (rows that issue more than
+//! they wait); CSA rows of FP32 projections no faster at 32K and CSA-512's 128K median slower (288
+//! -> 316 us), so those keep expf.
+#ifndef DSV4KV_SOFTMAX_EX2
+#define DSV4KV_SOFTMAX_EX2 1
+#endif
+#ifndef DSV4KV_SOFTMAX_EX2_CSA_F32
+#define DSV4KV_SOFTMAX_EX2_CSA_F32 0
+#endif
 template <int M, int HEAD_DIM>
 inline constexpr int compress_cta_threads =
     compress_overlaps(M) ? (HEAD_DIM == 512 ? DSV4KV_CTA_THREADS_CSA512 : DSV4KV_CTA_THREADS_CSA128)
@@ -121,6 +135,8 @@ struct compress_layout {
   static constexpr int cta_groups = threads / group_threads;                         // row / slot groups per CTA
   static constexpr int passes = overlap ? 1 : slot_groups / (cta_groups * cluster);  // slot groups per thread
   static constexpr int rows_per_cta = overlap ? cta_groups : 1;
+  static constexpr bool ex2 =  // softmax_exp: ex2.approx, or expf
+      overlap && IN_BYTES == 4 ? DSV4KV_SOFTMAX_EX2_CSA_F32 != 0 : DSV4KV_SOFTMAX_EX2 != 0;
   static_assert(HEAD_DIM % 128 == 0 && cta_groups >= 1 && threads == cta_groups * group_threads,
                 "HEAD_DIM is 128 or 512; a CTA holds whole row / slot groups");
   static_assert(vec == 4 || vec == 2, "4 or 2 channels per thread");
@@ -308,6 +324,24 @@ __device__ __forceinline__ void compress_load_chunk(const TOKENS& tokens, const 
   }
 }
 
+//! The softmax weight exp(x - m) of a score x under the running max m. EX2 (compress_layout::ex2):
+//! 2^((x - m) * log2(e)), the FP32 difference as expf takes it, one multiply and one ex2.approx.ftz
+//! (3 SASS instructions; x = m gives exactly 1, an absent slot's -inf exactly 0, a weight under
+//! 2^-126 0); otherwise expf(x - m) (~9 instructions). Different bits, both within SPEC §9's 1e-5 of
+//! the double reference (the benchmarks check it before they time; benchmarks/softmax_exp_error_model.py).
+template <bool EX2>
+__device__ __forceinline__ float softmax_exp(float x, float m) {
+  if constexpr (EX2) {
+    constexpr float log2e = 1.44269504088896340736f;
+    const float e = __fmul_rn(__fsub_rn(x, m), log2e);
+    float w;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(w) : "f"(e));
+    return w;
+  } else {
+    return expf(x - m);
+  }
+}
+
 //! Folds one chunk (scores z, values v) into the online softmax state st; `first`: st is empty.
 template <class L>
 __device__ __forceinline__ void compress_fold_chunk(softmax_state<L::vec>& st, const float (&z)[L::chunk][L::vec],
@@ -323,14 +357,14 @@ __device__ __forceinline__ void compress_fold_chunk(softmax_state<L::vec>& st, c
       st.a[c] = 0.0f;
     } else {  // rescale what was summed under the old max
       const float m_new = fmaxf(st.m[c], chunk_max);
-      const float f = expf(st.m[c] - m_new);
+      const float f = softmax_exp<L::ex2>(st.m[c], m_new);
       st.s[c] = __fmul_rn(st.s[c], f);
       st.a[c] = __fmul_rn(st.a[c], f);
       st.m[c] = m_new;
     }
 #pragma unroll
     for (int j = 0; j < L::chunk; ++j) {
-      const float w = expf(z[j][c] - st.m[c]);
+      const float w = softmax_exp<L::ex2>(z[j][c], st.m[c]);
       st.s[c] = __fadd_rn(st.s[c], w);
       st.a[c] = __fmaf_rn(w, v[j][c], st.a[c]);
     }
@@ -452,7 +486,7 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
         float4 ga = smem.part.a[local_row][g][quad];
 #pragma unroll
         for (int c = 0; c < vec_elems; ++c) {
-          const float f = expf(component(gm, c) - component(m, c));
+          const float f = softmax_exp<L::ex2>(component(gm, c), component(m, c));
           s[c] = __fmaf_rn(component(gs, c), f, s[c]);
           a[c] = __fmaf_rn(component(ga, c), f, a[c]);
         }
