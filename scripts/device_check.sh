@@ -2,12 +2,17 @@
 # Runs on the GPU machine (the device tool), from the repository root, with .deps carried:
 #   build (sm_90a, ptxas report) -> ctest (all tests, GPU included) -> compute-sanitizer memcheck,
 #   racecheck, initcheck and synccheck on the GPU test binary (scripts/gpu_sanitize.sh) ->
-#   benchmarks that exist. Logs go to $OUT.
+#   benchmarks that exist. Logs go to $OUT/logs.tgz (one archive).
 # Usage: scripts/device_check.sh [catch2 test spec for the sanitizer runs (default: gpu_sanitize.sh's,
 #   all but [large] and [convert_hw])]
 set -uo pipefail
-OUT=${OUT:-/tmp/dsv4kv-out}
-mkdir -p "$OUT" /tmp/deps
+# Logs go to a scratch folder, packed at exit into $OUT/logs.tgz: the device tool brings back at
+# most 8 files from $OUT, fewer than this script writes (session 7 lost a profile that way).
+RESULTS=${OUT:-/tmp/dsv4kv-out}
+mkdir -p "$RESULTS" /tmp/deps
+OUT=$(mktemp -d /tmp/dsv4kv-logs.XXXXXX)
+export OUT
+trap 'tar czf "$RESULTS/logs.tgz" -C "$OUT" .' EXIT
 for f in .deps/*.deb; do dpkg -x "$f" /tmp/deps; done
 export CMAKE_PREFIX_PATH=/tmp/deps/usr LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu
 B=/tmp/build-dev
