@@ -89,6 +89,47 @@ TEST_CASE("compress: every (m, d), element type and epilogue against the double 
   }
 }
 
+TEST_CASE("compress: scores far from zero, sharply peaked, saturated and tied, against the double reference",
+          "[gpu][compress]") {
+  // The softmax weight is exp(z - max) in FP32 (softmax_exp: ex2.approx or expf): scores far from
+  // zero must cancel in the difference, not overflow, and a tie must split the weight evenly. Every
+  // score below is exact in FP32 (and BF16 where used), so the double reference sees the GPU's
+  // scores: (0, 1) shifted by +-1000 after rounding to 1/64 (FP32 inputs; 1000 + k/64 needs more than
+  // BF16's 8 significant bits), (2) scaled by 64 (a sharply peaked softmax), (3) scaled by 2^100
+  // (~1e30: the largest slot of each channel takes all the weight; BF16's ties split it), (4) all
+  // equal (uniform weights). No position bias: its FP32 add would be lost next to such scores.
+  const device_rope_table table(yarn_table());
+  const epilogue_options plain;  // compress and RMSNorm alone
+  std::uint64_t seed = 4242;
+  for (const auto& [ratio, d] : {std::pair{4, 512}, std::pair{128, 512}, std::pair{4, 128}}) {
+    for (const bool bf16 : {false, true}) {
+      for (int mode = bf16 ? 2 : 0; mode < 5; ++mode) {
+        INFO("m=" << ratio << " d=" << d << (bf16 ? " bf16" : " fp32") << " scores mode " << mode
+                  << " (0: +1000, 1: -1000, 2: x64, 3: x2^100, 4: all equal)");
+        compress_case c = make_compress_case(ratio, d, 16 * ratio + 3, compress_options{bf16, false, false, true}, ++seed);
+        for (std::size_t i = 0; i < c.gate.size(); ++i) {
+          float g = c.gate[i];
+          if (mode == 0 || mode == 1) g = std::round(g * 64.0f) / 64.0f + (mode == 0 ? 1000.0f : -1000.0f);
+          if (mode == 2) g = std::ldexp(g, 6);
+          if (mode == 3) g = std::ldexp(g, 100);
+          if (mode == 4) g = 7.0f;
+          c.gate[i] = g;
+          if (bf16) {
+            c.gate_bits[i] = bf16_encode(g);
+            REQUIRE(bf16_decode(c.gate_bits[i]) == g);  // exact: the reference sees the same score
+          }
+        }
+        const device_compress_case dev(c);
+        const std::vector<float> gpu = run_compress(c, dev, plain, table);
+        const std::vector<double> want = reference_rows(c, plain);
+        const double err = max_relative_error(gpu.data(), d, want, c.rows(), d);
+        INFO("max relative error " << err);
+        CHECK(err <= compress_tolerance);
+      }
+    }
+  }
+}
+
 TEST_CASE("compress: per-row positions", "[gpu][compress][rope]") {
   const device_rope_table table(yarn_table());
   const compress_case c = make_compress_case(4, 512, 4097, {}, 77);
