@@ -4,13 +4,8 @@
 # write-path and append benchmarks with its macros; all run in one session on the same card.
 # Usage: benchmarks/run_layout_sweep.sh "NAME:FLAGS" ...   e.g. "base:" "small:-DDSV4KV_CTA_THREADS_CSA512=128"
 set -uo pipefail
-# Logs go to a scratch folder, packed at exit into $OUT/logs.tgz: the device tool brings back at
-# most 8 files from $OUT, fewer than this script writes (session 7 lost a profile that way).
-RESULTS=${OUT:-/tmp/dsv4kv-out}
-mkdir -p "$RESULTS" /tmp/deps
-OUT=$(mktemp -d /tmp/dsv4kv-logs.XXXXXX)
-export OUT
-trap 'tar czf "$RESULTS/logs.tgz" -C "$OUT" .' EXIT
+source "$(dirname "$0")/../scripts/device_logs.sh"  # $OUT: a scratch folder, packed into logs.tgz
+mkdir -p /tmp/deps
 for f in .deps/*.deb; do dpkg -x "$f" /tmp/deps; done
 export CMAKE_PREFIX_PATH=/tmp/deps/usr LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem --format=csv,noheader | tee "$OUT/gpu.txt"

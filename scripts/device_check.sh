@@ -6,13 +6,8 @@
 # Usage: scripts/device_check.sh [catch2 test spec for the sanitizer runs (default: gpu_sanitize.sh's,
 #   all but [large] and [convert_hw])]
 set -uo pipefail
-# Logs go to a scratch folder, packed at exit into $OUT/logs.tgz: the device tool brings back at
-# most 8 files from $OUT, fewer than this script writes (session 7 lost a profile that way).
-RESULTS=${OUT:-/tmp/dsv4kv-out}
-mkdir -p "$RESULTS" /tmp/deps
-OUT=$(mktemp -d /tmp/dsv4kv-logs.XXXXXX)
-export OUT
-trap 'tar czf "$RESULTS/logs.tgz" -C "$OUT" .' EXIT
+source "$(dirname "$0")/../scripts/device_logs.sh"  # $OUT: a scratch folder, packed into logs.tgz
+mkdir -p /tmp/deps
 for f in .deps/*.deb; do dpkg -x "$f" /tmp/deps; done
 export CMAKE_PREFIX_PATH=/tmp/deps/usr LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu
 B=/tmp/build-dev
