@@ -155,8 +155,13 @@ struct compress_layout {
 //! registers: the row is latency-bound with fewer loads in flight); HCA 16 warps per SM (128
 //! registers), with 0 (no minimum) for a 512-thread CTA, which fits once per SM anyway (an
 //! explicit 1 makes ptxas spill). The append kernel's prefill instantiation uses the same figure.
+//! DSV4KV_CSA_WARPS_PER_SM (A/B benchmarks): 32 (64 registers) spills 24-56 B per thread and
+//! made the FP32 CSA prefills 6-13 % slower on the H200 (BF16 ones 3-8 % faster; session 8).
+#ifndef DSV4KV_CSA_WARPS_PER_SM
+#define DSV4KV_CSA_WARPS_PER_SM 24
+#endif
 template <class L>
-inline constexpr int compress_min_ctas = L::overlap ? 768 / L::threads : (L::threads >= 512 ? 0 : 512 / L::threads);
+inline constexpr int compress_min_ctas = L::overlap ? DSV4KV_CSA_WARPS_PER_SM * 32 / L::threads : (L::threads >= 512 ? 0 : 512 / L::threads);
 
 //! The epilogue arguments and bias of compress_row (device pointers, shared by all its kernels).
 template <class BiasT>
