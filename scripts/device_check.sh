@@ -6,10 +6,9 @@
 # Usage: scripts/device_check.sh [catch2 test spec for the sanitizer runs (default: gpu_sanitize.sh's,
 #   all but [large] and [convert_hw])]
 set -uo pipefail
-source "$(dirname "$0")/../scripts/device_logs.sh"  # $OUT: a scratch folder, packed into logs.tgz
-mkdir -p /tmp/deps
-for f in .deps/*.deb; do dpkg -x "$f" /tmp/deps; done
-export CMAKE_PREFIX_PATH=/tmp/deps/usr LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu
+source "$(dirname "$0")/device_logs.sh"  # $OUT: a scratch folder, packed into logs.tgz
+source "$(dirname "$0")/device_build.sh"
+unpack_deps
 B=/tmp/build-dev
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,temperature.gpu --format=csv | tee "$OUT/gpu.txt"
 cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DDSV4KV_PTXAS_VERBOSE=ON >"$OUT/configure.log" 2>&1 \

@@ -56,7 +56,7 @@ status launch_compress(const compress_params<IN, BIAS>& p, tensor_view<float> ou
   k.out_stride = out.row_stride;
   k.rows = out.rows;
   return dispatch_compress_shape(p.ratio, out.cols, [&](auto m, auto d) {
-    using L = compress_layout<decltype(m)::value, decltype(d)::value, true, sizeof(InT)>;
+    using L = compress_layout<decltype(m)::value, decltype(d)::value, compress_work::prefill, sizeof(InT)>;
     return launch_compress_layout<L>(compress_kernel<decltype(m)::value, decltype(d)::value, InT, BiasT>,
                                      prefill_units<L>(out.rows), false, stream, k);
   });

@@ -13,9 +13,10 @@
 //! chain's per-lane step (nvfp4_encode_quad / fp8_encode_quad) with the row amax merged inside the
 //! row group. So the bytes equal the two-kernel chain's, and do not depend on the chunking.
 //!
-//! Variants (append_variant, chosen on the host from N and B): prefill; single, one segment of at
-//! least a block (a prefill chunk), in the prefill's layout; batch, anything else (decode steps),
-//! in the unclustered layout with room for the segment scan.
+//! Variants (append_variant, chosen on the host from N and B), each in its compress_work layout:
+//! prefill (CSA: one row per CTA); single, one segment of at least a block (a prefill chunk; HCA
+//! in the prefill's clusters, CSA two rows per CTA for the state's readers); batch, anything else
+//! (decode steps), in the unclustered layout with room for the segment scan.
 //!
 //! Grid. Counted in units of a CTA, or of a cluster of compress_layout::cluster CTAs for HCA
 //! prefills and single segments (every CTA of a cluster works on the same row; "CTA" below means
@@ -145,19 +146,24 @@ enum class append_variant {
 };
 
 //! The instantiation of an append launch of n tokens in b >= 1 segments at ratio m: one segment
-//! of at least a block takes the prefill's layout (HCA: a cluster per row, CSA: 24 warps per SM);
+//! of at least a block takes the segment layout (HCA: a cluster per row, CSA: 24 warps per SM);
 //! anything else the batch layout (HCA: one 256-thread CTA per row, CSA: 16 warps per SM, room
 //! for the segment search).
 constexpr append_variant append_variant_for(std::int64_t m, std::int64_t n, std::int64_t b) {
   return b == 1 && n >= m ? append_variant::single : append_variant::batch;
 }
 
-//! Thread layout of append_kernel<M, HEAD_DIM, InT, ..., V>: HCA rows spread over a cluster except
-//! for batches (compress_layout; every shape computes the same bits). The input type sets only the
-//! channels per thread of clustered HCA rows: grid units, rows per unit and the batch layout do
-//! not depend on it.
+//! The compress_work of variant V (its layout's).
+template <append_variant V>
+inline constexpr compress_work append_work = V == append_variant::prefill ? compress_work::prefill
+                                             : V == append_variant::single ? compress_work::segment
+                                                                           : compress_work::batch;
+
+//! Thread layout of append_kernel<M, HEAD_DIM, InT, ..., V>: compress_layout of append_work<V>
+//! (every layout computes the same bits). The input type sets only the channels per thread of
+//! clustered HCA rows: grid units, rows per unit and the batch layout do not depend on it.
 template <int M, int HEAD_DIM, append_variant V, class InT = float>
-using append_layout = compress_layout<M, HEAD_DIM, V != append_variant::batch, sizeof(InT)>;
+using append_layout = compress_layout<M, HEAD_DIM, append_work<V>, sizeof(InT)>;
 
 //! Resident CTAs per SM append_kernel<M, HEAD_DIM, ..., V> is compiled for (it caps the
 //! registers at 65536 / (threads * this)). Prefill and single: compress_kernel's (CSA: 24 warps
@@ -179,7 +185,7 @@ inline constexpr int append_min_ctas =
 template <int M, int HEAD_DIM, append_variant V, class InT>
 struct append_storage {
   using L = append_layout<M, HEAD_DIM, V, InT>;
-  compress_storage<M, HEAD_DIM, V != append_variant::batch> compress;
+  compress_storage<M, HEAD_DIM, append_work<V>> compress;
   typename row_group<HEAD_DIM, L::rows_per_cta>::sum_storage amax;
   struct {                                 // the segment scan (resolve_segment)
     std::int64_t warp_total[L::threads / 32];
@@ -480,7 +486,7 @@ __device__ __forceinline__ void append_cta(const append_kernel_params<InT, BiasT
                                            std::uint8_t* state, const compress_thread& t, int rank,
                                            append_storage<M, HEAD_DIM, V, InT>& smem) {
   using L = append_layout<M, HEAD_DIM, V, InT>;
-  constexpr bool CLUSTERED = V != append_variant::batch;
+  constexpr compress_work W = append_work<V>;
   constexpr int ROWS = L::rows_per_cta;
   constexpr int THREADS = L::threads;
   constexpr int COPIERS = THREADS * L::cluster;                       // threads sharing the state copy
@@ -554,10 +560,10 @@ __device__ __forceinline__ void append_cta(const append_kernel_params<InT, BiasT
   } else if (reads_ring) {
     const float* ring_kv = reinterpret_cast<const float*>(state + append_state_header_bytes);  // [R, W]
     const segment_tokens<M, InT, true> tokens{p.input, w.tok0, w.position, ring_kv, ring_kv + ring_floats, width};
-    y = compress_row<M, HEAD_DIM, CLUSTERED>(tokens, p.row, block, rope_pos, computed, t, smem.compress);
+    y = compress_row<M, HEAD_DIM, W>(tokens, p.row, block, rope_pos, computed, t, smem.compress);
   } else {
     const segment_tokens<M, InT, false> tokens{p.input, w.tok0, w.position, nullptr, nullptr, width};
-    y = compress_row<M, HEAD_DIM, CLUSTERED>(tokens, p.row, block, rope_pos, computed, t, smem.compress);
+    y = compress_row<M, HEAD_DIM, W>(tokens, p.row, block, rope_pos, computed, t, smem.compress);
   }
 
   // The state continues at p: its ring was valid for the rows, and the new state may be written.
@@ -639,7 +645,7 @@ __global__ void __launch_bounds__(detail::append_layout<M, HEAD_DIM, V, InT>::th
   __shared__ detail::append_storage<M, HEAD_DIM, V, InT> smem;
   const int rank = detail::cluster_rank<L>();
   const detail::compress_thread t =
-      detail::compress_thread_of<M, HEAD_DIM, V != detail::append_variant::batch, sizeof(InT)>(threadIdx.x, rank);
+      detail::compress_thread_of<M, HEAD_DIM, detail::append_work<V>, sizeof(InT)>(threadIdx.x, rank);
 
   // Launched with PDL (append_params::pdl), the kernel starts while the previous kernel of the
   // stream still runs: the next one may launch now (it waits for this one in turn), and nothing

@@ -53,7 +53,8 @@ namespace dsv4kv {
 
 //! CTA shape of the kernels built on compress_row (compress_kernel, append_kernel) for
 //! (M, HEAD_DIM): threads per CTA and, for HCA, CTAs per row (a thread-block cluster).
-//! CSA: row groups of HEAD_DIM/4 threads, threads / (HEAD_DIM/4) rows per CTA.
+//! CSA: row groups of HEAD_DIM/4 threads, threads / (HEAD_DIM/4) rows per CTA (the
+//! DSV4KV_CTA_THREADS_CSA* macros: segments and batches, 2 rows; prefills: DSV4KV_CSA_PREFILL_ROWS).
 //! HCA: one row per cluster of DSV4KV_HCA_CLUSTER CTAs; the row's 128 slots are split over
 //! cluster * threads / (HEAD_DIM/4) slot groups (the split fixes the order of the softmax merge,
 //! so it is part of the rows' bits; the CTA runs these slot groups with 4 / compress_layout::vec
@@ -99,26 +100,48 @@ namespace dsv4kv {
 #ifndef DSV4KV_SOFTMAX_EX2_CSA_F32
 #define DSV4KV_SOFTMAX_EX2_CSA_F32 0
 #endif
-template <int M, int HEAD_DIM>
-inline constexpr int compress_cta_threads =
-    compress_overlaps(M) ? (HEAD_DIM == 512 ? DSV4KV_CTA_THREADS_CSA512 : DSV4KV_CTA_THREADS_CSA128)
-                         : (HEAD_DIM == 512 ? DSV4KV_CTA_THREADS_HCA512 : DSV4KV_CTA_THREADS_HCA128);
+//! Rows per CTA of CSA prefills (compress_work::prefill): 1, or more for A/B benchmarks. One row
+//! per CTA (session 9, docs/PERFORMANCE.md): a CTA retires as soon as its row is quantized instead
+//! of when the slower of two rows is, and no row waits at the other's barriers; on the H200 in
+//! session 8 CSA-512 FP32 32K 83.3 -> 80.7 us, 128K 290.0 -> 282.8 us, CSA-128 128K 75.8 -> 73.5 us.
+#ifndef DSV4KV_CSA_PREFILL_ROWS
+#define DSV4KV_CSA_PREFILL_ROWS 1
+#endif
 
-//! Thread layout of the kernels built on compress_row. CLUSTERED (HCA only): the row's threads
-//! spread over a cluster of DSV4KV_HCA_CLUSTER CTAs (compress_kernel, the fused prefill, appends
-//! of one long segment: a 4K chunk's 32 rows reach 128 SMs), or all in one CTA of
-//! DSV4KV_CTA_THREADS_HCA_UNCLUSTERED threads, each running `passes` slot groups one after the
-//! other (the append kernel's batches, where a cluster launch costs more than it gains: decode
-//! steps run one CTA per sequence). The slot groups, and so the bits, are the same in both shapes.
-template <int M, int HEAD_DIM, bool CLUSTERED = true, int IN_BYTES = 4>
+//! What one launch of a kernel built on compress_row covers; it picks the kernel's layout
+//! (compress_layout). Every layout computes the same bits for a row.
+enum class compress_work {
+  prefill,  //!< one sequence from position 0, no state (compress_kernel, the fused prefill)
+  segment,  //!< one segment of one sequence, with a carried state (a prefill chunk)
+  batch,    //!< segments of many sequences (decode steps, mixed batches)
+};
+
+template <int M, int HEAD_DIM, compress_work W>
+inline constexpr int compress_cta_threads =
+    compress_overlaps(M)
+        ? (W == compress_work::prefill ? HEAD_DIM / detail::vec_elems * DSV4KV_CSA_PREFILL_ROWS
+                                       : (HEAD_DIM == 512 ? DSV4KV_CTA_THREADS_CSA512 : DSV4KV_CTA_THREADS_CSA128))
+        : (HEAD_DIM == 512 ? DSV4KV_CTA_THREADS_HCA512 : DSV4KV_CTA_THREADS_HCA128);
+
+//! Thread layout of the kernels built on compress_row for work W. CSA: DSV4KV_CSA_PREFILL_ROWS
+//! rows per CTA in prefills; 2 in segments and batches (a segment's first two rows read its
+//! carried state, in its first CTA). HCA: the row's threads spread over a cluster of
+//! DSV4KV_HCA_CLUSTER CTAs (prefills and segments: a 4K chunk's 32 rows reach 128 SMs), or in
+//! batches all in one CTA of DSV4KV_CTA_THREADS_HCA_UNCLUSTERED threads, each running `passes` slot
+//! groups one after the other (a cluster launch costs more than it gains: decode steps run one CTA
+//! per sequence). The slot groups, and so the bits, are the same in both HCA shapes.
+template <int M, int HEAD_DIM, compress_work W = compress_work::prefill, int IN_BYTES = 4>
 struct compress_layout {
+  static constexpr compress_work work = W;
+  static constexpr int in_bytes = IN_BYTES;                                          // of an input element
   static constexpr bool overlap = compress_overlaps(M);
   static constexpr int width = static_cast<int>(compress_input_width(M, HEAD_DIM));  // c*d input columns
   static constexpr int slots = compress_slots(M);                                    // softmax slots per channel
   static constexpr int channel_threads = HEAD_DIM / detail::vec_elems;               // threads per row group
-  static constexpr int cluster = overlap || !CLUSTERED ? 1 : DSV4KV_HCA_CLUSTER;     // CTAs per row (HCA)
+  static constexpr bool clustered = W != compress_work::batch;                        // HCA rows over a cluster
+  static constexpr int cluster = overlap || !clustered ? 1 : DSV4KV_HCA_CLUSTER;     // CTAs per row (HCA)
   static constexpr int slot_groups =                                                 // slot split of a row
-      overlap ? 1 : compress_cta_threads<M, HEAD_DIM> * DSV4KV_HCA_CLUSTER / channel_threads;
+      overlap ? 1 : compress_cta_threads<M, HEAD_DIM, W> * DSV4KV_HCA_CLUSTER / channel_threads;
   static constexpr int slots_per_group = slots / slot_groups;
   static constexpr int chunk = 8;                                                    // slots per softmax update
   // Channels per thread while a slot group is summed: 2 in clustered HCA rows whose groups have
@@ -127,10 +150,10 @@ struct compress_layout {
   // one's); 4 elsewhere (with BF16 projections 2 channels would be 4-byte loads). Per channel the
   // same arithmetic, so the same bits.
   static constexpr int vec =
-      !overlap && CLUSTERED && slots_per_group > chunk && IN_BYTES == 4 ? DSV4KV_HCA_CLUSTERED_VEC : 4;
+      !overlap && clustered && slots_per_group > chunk && IN_BYTES == 4 ? DSV4KV_HCA_CLUSTERED_VEC : 4;
   static constexpr int group_threads = HEAD_DIM / vec;                               // threads summing one slot group
   static constexpr int threads =                                                     // per CTA
-      overlap || CLUSTERED ? compress_cta_threads<M, HEAD_DIM> * (detail::vec_elems / vec)
+      overlap || clustered ? compress_cta_threads<M, HEAD_DIM, W> * (detail::vec_elems / vec)
                            : DSV4KV_CTA_THREADS_HCA_UNCLUSTERED;
   static constexpr int cta_groups = threads / group_threads;                         // row / slot groups per CTA
   static constexpr int passes = overlap ? 1 : slot_groups / (cta_groups * cluster);  // slot groups per thread
@@ -140,13 +163,14 @@ struct compress_layout {
   static_assert(HEAD_DIM % 128 == 0 && cta_groups >= 1 && threads == cta_groups * group_threads,
                 "HEAD_DIM is 128 or 512; a CTA holds whole row / slot groups");
   static_assert(vec == 4 || vec == 2, "4 or 2 channels per thread");
-  static_assert(overlap || !CLUSTERED || passes == 1, "a cluster runs each slot group once");
+  static_assert(overlap || !clustered || passes == 1, "a cluster runs each slot group once");
   static_assert(cluster >= 1 && cluster <= 8 && threads <= 1024, "portable cluster size, CTA size");
   static_assert(overlap || (passes >= 1 && passes * cta_groups * cluster == slot_groups),
                 "whole passes over the slot groups");
   // The append kernel reads a segment's carried state only in its first CTA, and for CSA the first
   // two rows of a segment may read it (row i also reads block i - 1).
-  static_assert(!overlap || rows_per_cta >= 2, "CSA: a segment's first two rows share a CTA");
+  static_assert(!overlap || W == compress_work::prefill || rows_per_cta >= 2,
+                "CSA: a segment's first two rows share a CTA");
   static_assert(slots % slot_groups == 0 && slots_per_group % chunk == 0, "slots split into whole chunks");
 };
 
@@ -157,11 +181,19 @@ struct compress_layout {
 //! explicit 1 makes ptxas spill). The append kernel's prefill instantiation uses the same figure.
 //! DSV4KV_CSA_WARPS_PER_SM (A/B benchmarks): 32 (64 registers) spills 24-56 B per thread and
 //! made the FP32 CSA prefills 6-13 % slower on the H200 (BF16 ones 3-8 % faster; session 8).
+//! DSV4KV_CSA_PREFILL_WARPS_PER_SM_BF16: the same for CSA prefills of BF16 projections (A/B).
 #ifndef DSV4KV_CSA_WARPS_PER_SM
 #define DSV4KV_CSA_WARPS_PER_SM 24
 #endif
+#ifndef DSV4KV_CSA_PREFILL_WARPS_PER_SM_BF16
+#define DSV4KV_CSA_PREFILL_WARPS_PER_SM_BF16 DSV4KV_CSA_WARPS_PER_SM
+#endif
 template <class L>
-inline constexpr int compress_min_ctas = L::overlap ? DSV4KV_CSA_WARPS_PER_SM * 32 / L::threads : (L::threads >= 512 ? 0 : 512 / L::threads);
+inline constexpr int compress_min_ctas =
+    L::overlap ? (L::work == compress_work::prefill && L::in_bytes == 2 ? DSV4KV_CSA_PREFILL_WARPS_PER_SM_BF16
+                                                                        : DSV4KV_CSA_WARPS_PER_SM) *
+                     32 / L::threads
+               : (L::threads >= 512 ? 0 : 512 / L::threads);
 
 //! The epilogue arguments and bias of compress_row (device pointers, shared by all its kernels).
 template <class BiasT>
@@ -211,9 +243,9 @@ struct compress_kernel_params {
 namespace detail {
 
 //! Shared memory of compress_kernel<M, HEAD_DIM>.
-template <int M, int HEAD_DIM, bool CLUSTERED = true>
+template <int M, int HEAD_DIM, compress_work W = compress_work::prefill>
 struct compress_storage {
-  using L = compress_layout<M, HEAD_DIM, CLUSTERED>;
+  using L = compress_layout<M, HEAD_DIM, W>;
   struct partials {  // per slot group: running max, sum of weights, weighted sum
     float4 m[L::rows_per_cta][L::slot_groups][L::channel_threads];
     float4 s[L::rows_per_cta][L::slot_groups][L::channel_threads];
@@ -270,10 +302,10 @@ __device__ __forceinline__ void cluster_wait() {
 #endif
 }
 
-//! The compress_thread of thread `tid` of a compress_layout<M, HEAD_DIM, CLUSTERED, IN_BYTES> CTA of cluster rank `rank`.
-template <int M, int HEAD_DIM, bool CLUSTERED = true, int IN_BYTES = 4>
+//! The compress_thread of thread `tid` of a compress_layout<M, HEAD_DIM, W, IN_BYTES> CTA of cluster rank `rank`.
+template <int M, int HEAD_DIM, compress_work W, int IN_BYTES>
 __device__ __forceinline__ compress_thread compress_thread_of(int tid, int rank) {
-  using L = compress_layout<M, HEAD_DIM, CLUSTERED, IN_BYTES>;
+  using L = compress_layout<M, HEAD_DIM, W, IN_BYTES>;
   compress_thread t;
   t.quad = tid % L::channel_threads;
   t.col = L::vec * (tid % L::group_threads);
@@ -380,10 +412,10 @@ __device__ __forceinline__ void compress_fold_chunk(softmax_state<L::vec>& st, c
 //! the row of block `block`, chunk by chunk in slot order. With 2 channels per thread the next
 //! chunk's tokens are loaded before the current chunk is folded (two chunks of loads in flight
 //! fit the registers); the arithmetic is the same either way.
-template <int M, int HEAD_DIM, bool CLUSTERED, class TOKENS, class BiasT>
-__device__ __forceinline__ softmax_state<compress_layout<M, HEAD_DIM, CLUSTERED, TOKENS::element_bytes>::vec>
+template <int M, int HEAD_DIM, compress_work W, class TOKENS, class BiasT>
+__device__ __forceinline__ softmax_state<compress_layout<M, HEAD_DIM, W, TOKENS::element_bytes>::vec>
 compress_accumulate(const TOKENS& tokens, const BiasT* position_bias, std::int64_t block, int col, int group) {
-  using L = compress_layout<M, HEAD_DIM, CLUSTERED, TOKENS::element_bytes>;
+  using L = compress_layout<M, HEAD_DIM, W, TOKENS::element_bytes>;
   constexpr int CHUNKS = L::slots_per_group / L::chunk;
   constexpr bool AHEAD = L::vec < vec_elems && CHUNKS > 1;  // load chunk k + 1 before folding chunk k
   softmax_state<L::vec> st;
@@ -408,12 +440,12 @@ compress_accumulate(const TOKENS& tokens, const BiasT* position_bias, std::int64
 //! thread's 4 channels (4*quad ..) of the row of block `block`, meaningful in holder threads of a
 //! row group with has_row. rope_pos: the row's RoPE position (read when RoPE is on and has_row).
 //! All threads of the CTA call it (it synchronises); has_row is uniform per row group.
-template <int M, int HEAD_DIM, bool CLUSTERED, class TOKENS, class BiasT>
+template <int M, int HEAD_DIM, compress_work W, class TOKENS, class BiasT>
 __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compress_row_params<BiasT>& p,
                                                std::int64_t block, std::int64_t rope_pos, bool has_row,
                                                const compress_thread& t,
-                                               compress_storage<M, HEAD_DIM, CLUSTERED>& smem) {
-  using L = compress_layout<M, HEAD_DIM, CLUSTERED, TOKENS::element_bytes>;  // t was made for this layout
+                                               compress_storage<M, HEAD_DIM, W>& smem) {
+  using L = compress_layout<M, HEAD_DIM, W, TOKENS::element_bytes>;  // t was made for this layout
   constexpr int ROWS = L::rows_per_cta;
   const int quad = t.quad, local_row = t.local_row;
 
@@ -421,7 +453,7 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
   // cluster barrier now and waits on it before its remote stores, so the wait overlaps the loads.
   if constexpr (L::cluster > 1) cluster_arrive_relaxed();
   softmax_state<L::vec> st{};  // of the first pass's slot group, t.group
-  if (has_row) st = compress_accumulate<M, HEAD_DIM, CLUSTERED>(tokens, p.position_bias, block, t.col, t.group);
+  if (has_row) st = compress_accumulate<M, HEAD_DIM, W>(tokens, p.position_bias, block, t.col, t.group);
 
   // The epilogue's small operands (norm weight, RoPE entries), loaded now: their latency overlaps
   // the slot-group merge and the row sum's barrier instead of adding a round trip per stage.
@@ -441,7 +473,7 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
     // With a cluster, every CTA writes its groups' partials into the row's holder CTA (rank 0)
     // through distributed shared memory; after the cluster barrier rank 0 merges them all. The
     // barrier also ends every CTA's reads of the tokens (the append kernel's state writes rely on it).
-    typename compress_storage<M, HEAD_DIM, CLUSTERED>::partials* part = &smem.part;
+    typename compress_storage<M, HEAD_DIM, W>::partials* part = &smem.part;
     if constexpr (L::cluster > 1) {
       cluster_wait();  // every CTA of the cluster runs (the arrive above)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -466,7 +498,7 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
 #pragma unroll 1
     for (int pass = 1; pass < L::passes; ++pass) {
       const int g = pass_group<L>(t.group, pass);
-      if (has_row) st = compress_accumulate<M, HEAD_DIM, CLUSTERED>(tokens, p.position_bias, block, t.col, g);
+      if (has_row) st = compress_accumulate<M, HEAD_DIM, W>(tokens, p.position_bias, block, t.col, g);
       store_partials(g);
     }
     if constexpr (L::cluster > 1) {
@@ -523,18 +555,19 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
 //! stages run when their argument is present (norm_weight, rope.rope_dim, hadamard), in the order
 //! of SPEC §2.
 template <int M, int HEAD_DIM, class InT, class BiasT>
-__global__ void __launch_bounds__(compress_layout<M, HEAD_DIM, true, sizeof(InT)>::threads,
-                                  compress_min_ctas<compress_layout<M, HEAD_DIM, true, sizeof(InT)>>)
+__global__ void __launch_bounds__(compress_layout<M, HEAD_DIM, compress_work::prefill, sizeof(InT)>::threads,
+                                  compress_min_ctas<compress_layout<M, HEAD_DIM, compress_work::prefill, sizeof(InT)>>)
     compress_kernel(const compress_kernel_params<InT, BiasT> p) {
-  using L = compress_layout<M, HEAD_DIM, true, sizeof(InT)>;
-  __shared__ detail::compress_storage<M, HEAD_DIM> smem;
+  constexpr compress_work W = compress_work::prefill;
+  using L = compress_layout<M, HEAD_DIM, W, sizeof(InT)>;
+  __shared__ detail::compress_storage<M, HEAD_DIM, W> smem;
   const detail::compress_thread t =
-      detail::compress_thread_of<M, HEAD_DIM, true, sizeof(InT)>(threadIdx.x, detail::cluster_rank<L>());
+      detail::compress_thread_of<M, HEAD_DIM, W, sizeof(InT)>(threadIdx.x, detail::cluster_rank<L>());
   const std::int64_t row = detail::cluster_index<L>() * L::rows_per_cta + t.local_row;
   const bool has_row = row < p.rows;  // uniform per row group
   const std::int64_t rope_pos =
       (p.row.rope.rope_dim != 0 && has_row) ? detail::rope_row_position(p.positions, p.start_position, M, row) : 0;
-  const float4 y = detail::compress_row<M, HEAD_DIM, true>(p.tokens, p.row, row, rope_pos, has_row, t, smem);
+  const float4 y = detail::compress_row<M, HEAD_DIM, W>(p.tokens, p.row, row, rope_pos, has_row, t, smem);
   if (t.holder && has_row) detail::store4(p.out + row * p.out_stride + detail::vec_elems * t.quad, y);
 }
 
