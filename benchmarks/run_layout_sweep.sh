@@ -5,13 +5,27 @@
 # same card, ROUNDS times in turn (A/B/A/B; default 1).
 # Usage: benchmarks/run_layout_sweep.sh "NAME:FLAGS" ...   e.g. "base:" "rows2:-DDSV4KV_CSA_PREFILL_ROWS=2"
 # Environment: SUITE_ONLY / SUITE_SIZES (dsv4kv_bench_suite --only / --sizes; default write,
-# 4k,32k,128k), APPEND_ARGS (dsv4kv_bench_append's; APPEND=0 skips it), ROUNDS.
+# 4k,32k,128k), APPEND_ARGS (dsv4kv_bench_append's; APPEND=0 skips it), ROUNDS, GPU_TESTS=1 (also
+# build the tree's GPU tests alongside the variants and run them once before the benchmarks;
+# GPU_TESTS_SPEC: their Catch2 test spec).
 set -uo pipefail
 source "$(dirname "$0")/../scripts/device_logs.sh"  # $OUT: a scratch folder, packed into logs.tgz
 source "$(dirname "$0")/../scripts/device_build.sh"
 unpack_deps
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem --format=csv,noheader | tee "$OUT/gpu.txt"
-build_variants "dsv4kv_bench_suite dsv4kv_bench_append" "$@" || exit 1
+targets=dsv4kv_bench_suite; [ "${APPEND:-1}" = 1 ] && targets="$targets dsv4kv_bench_append"
+if [ "${GPU_TESTS:-0}" = 1 ]; then  # the GPU tests of the tree as it is (no variant macros), built alongside
+  ( cmake -S . -B /tmp/build-tests -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a >"$OUT/configure-tests.log" 2>&1 &&
+    cmake --build /tmp/build-tests -j6 --target dsv4kv_gpu_tests >"$OUT/build-tests.log" 2>&1 ) &
+  tests_pid=$!
+fi
+build_variants "$targets" "$@" || exit 1
+echo "builds: $SECONDS s"
+if [ "${GPU_TESTS:-0}" = 1 ]; then
+  wait $tests_pid || { echo "gpu test build failed"; tail -30 "$OUT/build-tests.log"; exit 1; }
+  timeout 300 /tmp/build-tests/tests/dsv4kv_gpu_tests --durations yes ${GPU_TESTS_SPEC:-} >"$OUT/gpu_tests.log" 2>&1
+  echo "gpu_tests rc=$? ($SECONDS s): $(tail -2 "$OUT/gpu_tests.log" | tr '\n' ' ')"
+fi
 for round in $(seq 1 "${ROUNDS:-1}"); do
   for v in "$@"; do
     name=${v%%:*}
