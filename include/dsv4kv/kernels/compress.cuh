@@ -102,8 +102,9 @@ namespace dsv4kv {
 #endif
 //! Rows per CTA of CSA prefills (compress_work::prefill): 1, or more for A/B benchmarks. One row
 //! per CTA (session 9, docs/PERFORMANCE.md): a CTA retires as soon as its row is quantized instead
-//! of when the slower of two rows is, and no row waits at the other's barriers; on the H200 in
-//! session 8 CSA-512 FP32 32K 83.3 -> 80.7 us, 128K 290.0 -> 282.8 us, CSA-128 128K 75.8 -> 73.5 us.
+//! of when the slower of two rows is, and no row waits at the other's barriers (session 9, H100,
+//! fused, against 2: CSA-512 FP32 32K 102.1 -> 99.5 us, 128K 367.0 -> 362.1 us, BF16 32K 74.6 ->
+//! 71.5 us; CSA-128 FP32 128K 98.2 -> 96.3 us; docs/PERFORMANCE.md).
 #ifndef DSV4KV_CSA_PREFILL_ROWS
 #define DSV4KV_CSA_PREFILL_ROWS 1
 #endif
@@ -181,12 +182,14 @@ struct compress_layout {
 //! explicit 1 makes ptxas spill). The append kernel's prefill instantiation uses the same figure.
 //! DSV4KV_CSA_WARPS_PER_SM (A/B benchmarks): 32 (64 registers) spills 24-56 B per thread and
 //! made the FP32 CSA prefills 6-13 % slower on the H200 (BF16 ones 3-8 % faster; session 8).
-//! DSV4KV_CSA_PREFILL_WARPS_PER_SM_BF16: the same for CSA prefills of BF16 projections (A/B).
+//! CSA prefills of BF16 projections: DSV4KV_CSA_PREFILL_WARPS_PER_SM_BF16, 32 (64 registers, 24 B
+//! of spills per thread): they issue more (the conversions) and wait less, and run 5 % faster with
+//! more warps (session 9, H100: CSA-512 BF16 32K 71.3 -> 67.6 us, CSA-128 BF16 32K 22.4 -> 21.2 us).
 #ifndef DSV4KV_CSA_WARPS_PER_SM
 #define DSV4KV_CSA_WARPS_PER_SM 24
 #endif
 #ifndef DSV4KV_CSA_PREFILL_WARPS_PER_SM_BF16
-#define DSV4KV_CSA_PREFILL_WARPS_PER_SM_BF16 DSV4KV_CSA_WARPS_PER_SM
+#define DSV4KV_CSA_PREFILL_WARPS_PER_SM_BF16 32
 #endif
 template <class L>
 inline constexpr int compress_min_ctas =
