@@ -7,15 +7,16 @@
 # Environment: SUITE_ONLY / SUITE_SIZES (dsv4kv_bench_suite --only / --sizes; default write,
 # 4k,32k,128k), APPEND_ARGS (dsv4kv_bench_append's; APPEND=0 skips it), ROUNDS, GPU_TESTS=1 (also
 # build the tree's GPU tests alongside the variants and run them once before the benchmarks;
-# GPU_TESTS_SPEC: their Catch2 test spec).
+# GPU_TESTS_SPEC: their Catch2 test spec; GPU_TESTS_FLAGS: their CMAKE_CUDA_FLAGS, e.g. a candidate's macros).
 set -uo pipefail
 source "$(dirname "$0")/../scripts/device_logs.sh"  # $OUT: a scratch folder, packed into logs.tgz
 source "$(dirname "$0")/../scripts/device_build.sh"
 unpack_deps
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem --format=csv,noheader | tee "$OUT/gpu.txt"
 targets=dsv4kv_bench_suite; [ "${APPEND:-1}" = 1 ] && targets="$targets dsv4kv_bench_append"
-if [ "${GPU_TESTS:-0}" = 1 ]; then  # the GPU tests of the tree as it is (no variant macros), built alongside
-  ( cmake -S . -B /tmp/build-tests -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a >"$OUT/configure-tests.log" 2>&1 &&
+if [ "${GPU_TESTS:-0}" = 1 ]; then  # the GPU tests of the tree (with GPU_TESTS_FLAGS), built alongside
+  ( cmake -S . -B /tmp/build-tests -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a \
+      "-DCMAKE_CUDA_FLAGS=${GPU_TESTS_FLAGS:-}" >"$OUT/configure-tests.log" 2>&1 &&
     cmake --build /tmp/build-tests -j6 --target dsv4kv_gpu_tests >"$OUT/build-tests.log" 2>&1 ) &
   tests_pid=$!
 fi
