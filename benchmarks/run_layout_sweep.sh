@@ -15,9 +15,7 @@ unpack_deps
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem --format=csv,noheader | tee "$OUT/gpu.txt"
 targets=dsv4kv_bench_suite; [ "${APPEND:-1}" = 1 ] && targets="$targets dsv4kv_bench_append"
 if [ "${GPU_TESTS:-0}" = 1 ]; then  # the GPU tests of the tree (with GPU_TESTS_FLAGS), built alongside
-  ( cmake -S . -B /tmp/build-tests -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a \
-      "-DCMAKE_CUDA_FLAGS=${GPU_TESTS_FLAGS:-}" >"$OUT/configure-tests.log" 2>&1 &&
-    cmake --build /tmp/build-tests -j6 --target dsv4kv_gpu_tests >"$OUT/build-tests.log" 2>&1 ) &
+  BUILD_JOBS=6 build_variants dsv4kv_gpu_tests "tests:${GPU_TESTS_FLAGS:-}" >/dev/null &
   tests_pid=$!
 fi
 build_variants "$targets" "$@" || exit 1

@@ -4,9 +4,11 @@
 #                                 /tmp/deps, on CMAKE_PREFIX_PATH / LD_LIBRARY_PATH
 #   build_variants TARGETS NAME:FLAGS ...
 #                                 one Release sm_90a build per variant in /tmp/build-NAME with
-#                                 CMAKE_CUDA_FLAGS=FLAGS (tests and examples off, benchmarks on),
-#                                 of the space-separated TARGETS, all in parallel; logs
-#                                 $OUT/configure-NAME.log, $OUT/build-NAME.log; status 1 if any failed
+#                                 CMAKE_CUDA_FLAGS=FLAGS (examples off, benchmarks on, tests on only
+#                                 when TARGETS names dsv4kv_gpu_tests), of the space-separated
+#                                 TARGETS, all in parallel (BUILD_JOBS make jobs each, default
+#                                 nproc / variants); logs $OUT/configure-NAME.log,
+#                                 $OUT/build-NAME.log; status 1 if any failed
 unpack_deps() {
   mkdir -p /tmp/deps
   local f
@@ -18,11 +20,13 @@ build_variants() {
   local targets=$1 v name flags p
   shift
   local pids=()
-  local jobs=$(( $(nproc) / $# > 2 ? $(nproc) / $# : 2 ))
+  local jobs=${BUILD_JOBS:-$(( $(nproc) / $# > 2 ? $(nproc) / $# : 2 ))}
+  local tests=OFF
+  case " $targets " in *" dsv4kv_gpu_tests "*) tests=ON ;; esac
   for v in "$@"; do
     name=${v%%:*}; flags=${v#*:}
     ( cmake -S . -B "/tmp/build-$name" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a \
-        -DDSV4KV_BUILD_TESTS=OFF -DDSV4KV_BUILD_EXAMPLES=OFF -DDSV4KV_BUILD_BENCHMARKS=ON \
+        -DDSV4KV_BUILD_TESTS=$tests -DDSV4KV_BUILD_EXAMPLES=OFF -DDSV4KV_BUILD_BENCHMARKS=ON \
         "-DCMAKE_CUDA_FLAGS=$flags" >"$OUT/configure-$name.log" 2>&1 &&
       cmake --build "/tmp/build-$name" -j"$jobs" --target $targets >"$OUT/build-$name.log" 2>&1 ) &
     pids+=($!)

@@ -97,20 +97,6 @@ status launch_compress_layout(void (*kernel)(Params...), std::int64_t units, boo
   }
   config.attrs = attrs;
   config.numAttrs = n;
-#ifdef DSV4KV_AB_CSA_PREFILL_WARPS_PER_SM
-  // A/B benchmarks only: CSA prefills at most this many warps per SM (dynamic shared memory as
-  // the limiter; 228 KB per SM, 1 KB reserved per CTA on sm_90), to measure the occupancy alone.
-  if constexpr (L::overlap && L::work == compress_work::prefill) {
-    cudaFuncAttributes fa{};
-    if (cudaFuncGetAttributes(&fa, kernel) == cudaSuccess) {
-      const int ctas = DSV4KV_AB_CSA_PREFILL_WARPS_PER_SM / (L::threads / 32);
-      const int pad = 228 * 1024 / ctas - 1024 - static_cast<int>(fa.sharedSizeBytes);
-      if (pad > 0 && cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, pad) == cudaSuccess) {
-        config.dynamicSmemBytes = static_cast<std::size_t>(pad);
-      }
-    }
-  }
-#endif
   const cudaError_t e = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
   if (e != cudaSuccess) (void)cudaGetLastError();  // not left for the caller's next check
   return status_from_cuda(e);

@@ -166,8 +166,8 @@ template <int M, int HEAD_DIM, append_variant V, class InT = float>
 using append_layout = compress_layout<M, HEAD_DIM, append_work<V>, sizeof(InT)>;
 
 //! Resident CTAs per SM append_kernel<M, HEAD_DIM, ..., V> is compiled for (it caps the
-//! registers at 65536 / (threads * this)). Prefill and single: compress_kernel's (CSA: 24 warps
-//! per SM, <= 80 registers; at 16 warps the kernel is latency-bound at ~2/3 of compress_kernel's
+//! registers at 65536 / (threads * this)). Prefill and single: compress_min_ctas of their layout
+//! (CSA: 24 warps per SM, <= 80 registers, 32 for prefills of BF16 projections; at 16 warps the kernel is latency-bound at ~2/3 of compress_kernel's
 //! bandwidth; the prefill has no spills, the single variant 130-240 B per thread, in the path of
 //! its segment's first, stateful CTA only). CSA batches: DSV4KV_APPEND_SEGMENTS_CSA_WARPS (16) warps per SM,
 //! 128 registers: the segment scan and search do not fit 80 registers (24 warps: ~150 B of spills

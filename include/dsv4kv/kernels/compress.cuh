@@ -20,7 +20,7 @@
 //! - CSA (M = 4, overlap): all 2M = 8 slots of a channel sit in one thread, so the softmax is
 //!   exactly two-pass (max, then exp / sum) in registers. Row i reads the second half of block i
 //!   and the first half of block i-1: every input element is read once by the whole grid.
-//!   2 rows per CTA (d = 512: 256 threads; d = 128: 64 threads; compress_layout).
+//!   One row per CTA in prefills, 2 in segments and batches (compress_layout).
 //! - HCA (M = 128): one row per cluster of 4 CTAs (d = 512: one slot group of 32 slots per CTA of
 //!   256 threads, 2 channels per thread while the group is summed, the next chunk's tokens loaded
 //!   while the current one is summed), or per CTA of 256 threads running two slot groups each (the
