@@ -108,11 +108,6 @@ namespace dsv4kv {
 #ifndef DSV4KV_CSA_PREFILL_ROWS
 #define DSV4KV_CSA_PREFILL_ROWS 1
 #endif
-//! A/B: prefill rows (compress_work::prefill) load the epilogue's norm weight and RoPE entries
-//! before their token loads instead of after them (compress_row); 0 or 1.
-#ifndef DSV4KV_EPILOGUE_LOADS_FIRST
-#define DSV4KV_EPILOGUE_LOADS_FIRST 0
-#endif
 
 //! What one launch of a kernel built on compress_row covers; it picks the kernel's layout
 //! (compress_layout). Every layout computes the same bits for a row.
@@ -460,25 +455,17 @@ __device__ __forceinline__ float4 compress_row(const TOKENS& tokens, const compr
   // A CTA may write another CTA's shared memory only once that CTA runs: every CTA arrives on the
   // cluster barrier now and waits on it before its remote stores, so the wait overlaps the loads.
   if constexpr (L::cluster > 1) cluster_arrive_relaxed();
-  // The epilogue's small operands (norm weight, RoPE entries) are loaded after the token loads: their
-  // latency overlaps the slot-group merge and the row sum's barrier instead of adding a round trip
-  // per stage. With EARLY (prefill rows, DSV4KV_EPILOGUE_LOADS_FIRST) they go out before the token
-  // loads, so that a row's cold RoPE line is not a second round trip after its tokens.
-  constexpr bool EARLY = DSV4KV_EPILOGUE_LOADS_FIRST != 0 && W == compress_work::prefill;
   softmax_state<L::vec> st{};  // of the first pass's slot group, t.group
-  if constexpr (!EARLY) {
-    if (has_row) st = compress_accumulate<M, HEAD_DIM, W>(tokens, p.position_bias, block, t.col, t.group);
-  }
+  if (has_row) st = compress_accumulate<M, HEAD_DIM, W>(tokens, p.position_bias, block, t.col, t.group);
 
+  // The epilogue's small operands (norm weight, RoPE entries), loaded now: their latency overlaps
+  // the slot-group merge and the row sum's barrier instead of adding a round trip per stage.
   float4 norm_w = make_float4(0.0f, 0.0f, 0.0f, 0.0f);  // this thread's 4 norm weights
   if (p.norm_weight != nullptr && t.holder) norm_w = load4_cached(p.norm_weight + vec_elems * quad);
   const int rope_offset = vec_elems * quad - (HEAD_DIM - p.rope.rope_dim);  // >= 0: channels in the rope region
   const bool rope_here = p.rope.rope_dim != 0 && t.holder && has_row && rope_offset >= 0;
   rope_coefs rope{};
   if (rope_here) rope = rope_load4(p.rope, rope_pos, rope_offset);
-  if constexpr (EARLY) {  // the same call, after the epilogue's loads
-    if (has_row) st = compress_accumulate<M, HEAD_DIM, W>(tokens, p.position_bias, block, t.col, t.group);
-  }
 
   float4 y = make_float4(0.0f, 0.0f, 0.0f, 0.0f);  // this thread's 4 output channels
   if constexpr (L::slot_groups == 1) {
